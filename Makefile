@@ -1,0 +1,42 @@
+# Two commands do all the set-up on a fresh clone:
+#   make run    - create .venv, install, train the tutorial CNN on the shipped MNIST, report test accuracy
+#   make test   - create .venv, install, run the whole test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint weights bench lessons serve clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/digitlab train --out runs/tutorial
+
+test: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+
+# Retrain the weights shipped inside the package (src/digitlab/weights/); model.json records this command.
+weights: $(STAMP)
+	$(BIN)/digitlab train --arch tutorial --epochs 4 --seed 0 --out runs/weights
+	cp runs/weights/model.safetensors runs/weights/model.json src/digitlab/weights/
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/train_speed.py
+
+lessons: $(STAMP)
+	$(BIN)/digitlab lesson all
+
+serve: $(STAMP)
+	$(BIN)/digitlab serve
+
+clean:
+	rm -rf runs lessons-out test-artifacts .pytest_cache

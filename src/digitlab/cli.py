@@ -1,0 +1,238 @@
+"""The `digitlab` command: parse arguments, call the library, print. No logic lives here.
+
+Bad input anywhere below raises DigitlabError, which becomes one `error: ...` line and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from digitlab.errors import DigitlabError
+
+
+def _train(args: argparse.Namespace) -> int:
+    from digitlab.train import TrainConfig, train
+
+    if args.nproc and args.nproc > 1:
+        from digitlab.launch import launch_torchrun
+
+        return launch_torchrun(args.nproc, sys.argv[1:])
+    fields = {f for f in TrainConfig.__dataclass_fields__}
+    cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in fields})
+    train(cfg)
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from digitlab.data import load_labelled
+    from digitlab.evaluate import evaluate
+    from digitlab.models import load_model
+    from digitlab.train import pick_device
+
+    device = pick_device(args.device)
+    model, meta = load_model(args.model, device)
+    digits = load_labelled(args.data)
+    result = evaluate(model, digits.images, digits.labels, device)
+    result.update(model=str(args.model or "shipped"), arch=meta["arch"], data=digits.source)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    console = Console(highlight=False)
+    table = Table(title=f"{meta['arch']} on {digits.source}: accuracy {result['accuracy']:.2%} "
+                        f"({result['errors']} errors in {result['n']:,})")
+    for column in ("digit", "precision", "recall", "support"):
+        table.add_column(column, justify="right")
+    for d in range(10):
+        table.add_row(str(d), f"{result['precision'][d]:.4f}", f"{result['recall'][d]:.4f}",
+                      str(result["support"][d]))
+    console.print(table)
+    confusion = Table(title="confusion matrix (rows: true, columns: predicted)")
+    confusion.add_column("")
+    for d in range(10):
+        confusion.add_column(str(d), justify="right")
+    for d, row in enumerate(result["confusion"]):
+        confusion.add_row(str(d), *(f"[bold]{v}[/]" if i == d else (str(v) if v else "·") for i, v in enumerate(row)))
+    console.print(confusion)
+    if args.plot:
+        from digitlab import plots
+
+        plots.confusion(result["confusion"], args.plot, f"{meta['arch']}: {result['accuracy']:.2%}")
+        console.print(f"wrote {args.plot}")
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from digitlab import predict
+    from digitlab.data import images
+    from digitlab.train import pick_device
+
+    kind, paths = predict.gather_inputs(args.inputs)
+    device = pick_device(args.device)
+    engine = predict.load_engine(args.model, args.engine, device)
+    if kind == "csv":
+        output = Path(args.output or "submission.csv")
+        labels = predict.write_submission_from_csv(engine, paths[0], output, device)
+        print(f"wrote {output}: {len(labels):,} predictions (ImageId 1..{len(labels)})", file=sys.stderr)
+        return 0
+    if not 1 <= args.top_k <= 10:
+        raise DigitlabError(f"--top-k must be between 1 and 10, got {args.top_k}")
+    pixels = images.load_images(paths)
+    probs = predict.predict_proba(engine, pixels, device)
+    names = [str(p) for p in paths]
+    if args.output:
+        predict.write_image_predictions(args.output, names, probs, args.top_k)
+        print(f"wrote {args.output}: {len(names):,} predictions", file=sys.stderr)
+    else:
+        sys.stdout.write(predict.format_image_predictions(names, probs, args.top_k))
+    return 0
+
+
+def _data_info(args: argparse.Namespace) -> int:
+    from digitlab.datatools import info
+
+    info(args.path)
+    return 0
+
+
+def _data_convert(args: argparse.Namespace) -> int:
+    from digitlab.datatools import convert
+
+    convert(args.source, args.dest, args.to, args.split)
+    return 0
+
+
+def _data_download(args: argparse.Namespace) -> int:
+    from digitlab.data.download import download_mnist
+
+    print(download_mnist(args.dest))
+    return 0
+
+
+def _lesson(args: argparse.Namespace) -> int:
+    from digitlab import lessons
+
+    return lessons.run(args)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from digitlab.serve.app import serve
+
+    serve(model=args.model, host=args.host, port=args.port, engine=args.engine)
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from digitlab.export import export
+
+    path = export(args.model, args.format, args.output)
+    print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    parser = argparse.ArgumentParser(
+        prog="digitlab", formatter_class=fmt,
+        description="Handwritten-digit recognition with PyTorch: learn, train, evaluate, predict, serve.")
+    from digitlab import __version__
+
+    parser.add_argument("--version", action="version", version=f"digitlab {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("train", help="train a model (the tutorial CNN by default)", formatter_class=fmt)
+    p.add_argument("--data", help="MNIST folder, Kaggle train.csv or image folder (default: see README)")
+    p.add_argument("--arch", default="tutorial", help="tutorial, fast or strong")
+    p.add_argument("--epochs", type=int, help="passes over the training set (default: per arch)")
+    p.add_argument("--batch-size", type=int, help="images per step and process (default: per arch)")
+    p.add_argument("--lr", type=float, help="peak learning rate of the OneCycle schedule (default: per arch)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    p.add_argument("--precision", default="auto", help="auto (bf16 where native), fp32 or bf16")
+    p.add_argument("--out", default="runs/latest", help="output folder")
+    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
+    p.add_argument("--val-size", type=int, default=5000, help="validation images held out of training")
+    p.add_argument("--log-every", type=int, default=50, help="log the training loss every N steps")
+    p.add_argument("--checkpoint-every", type=int, default=0, help="also checkpoint every N steps (0: per epoch)")
+    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
+                   help="random rotation/scale/shift (default: per arch)")
+    p.add_argument("--label-smoothing", type=float, help="(default: per arch)")
+    p.add_argument("--limit", type=int, help="train on the first N images only (quick checks)")
+    p.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm across processes")
+    p.add_argument("--nproc", type=int, default=0, help="launch N processes with torchrun (DDP)")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser("evaluate", help="accuracy, per-class table and confusion matrix", formatter_class=fmt)
+    p.add_argument("--model", help="model folder or .safetensors (default: the shipped model)")
+    p.add_argument("--data", help="labelled data; MNIST's test split by default")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--plot", help="also save the confusion matrix as this PNG")
+    p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser("predict", help="label a Kaggle test.csv or image files/folders", formatter_class=fmt)
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="test.csv, image files or folders")
+    p.add_argument("--model", help="model folder or .safetensors (default: the shipped model)")
+    p.add_argument("--output", "-o", help="output CSV (default: submission.csv for a test.csv, else stdout)")
+    p.add_argument("--top-k", type=int, default=1, help="also list the next most likely labels")
+    p.add_argument("--engine", default="torch", help="torch or onnx")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=_predict)
+
+    data = sub.add_parser("data", help="inspect, convert or download data").add_subparsers(
+        dest="data_command", required=True, metavar="ACTION")
+    p = data.add_parser("info", help="counts, class balance and checksums", formatter_class=fmt)
+    p.add_argument("path", nargs="?", help="data source (default: resolved as for train)")
+    p.set_defaults(func=_data_info)
+    p = data.add_parser("convert", help="convert between IDX, Kaggle CSV and PNG folders", formatter_class=fmt)
+    p.add_argument("source")
+    p.add_argument("dest", help="a .csv file, or a folder for idx/png")
+    p.add_argument("--to", choices=["idx", "csv", "png"], help="output format (default: csv for *.csv, else png)")
+    p.add_argument("--split", choices=["train", "test"], default="train")
+    p.set_defaults(func=_data_convert)
+    p = data.add_parser("download", help="fetch MNIST from mirrors, sha256-verified", formatter_class=fmt)
+    p.add_argument("--dest", help="folder (default: the user cache)")
+    p.set_defaults(func=_data_download)
+
+    p = sub.add_parser("lesson", help="run one of the tutorial's five lessons (or all)", formatter_class=fmt)
+    from digitlab import lessons
+
+    lessons.add_arguments(p)
+    p.set_defaults(func=_lesson)
+
+    p = sub.add_parser("serve", help="web page + HTTP API: draw a digit, see the answer", formatter_class=fmt)
+    p.add_argument("--model", help="model folder or .safetensors (default: the shipped model)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--engine", default="torch", help="torch or onnx")
+    p.set_defaults(func=_serve)
+
+    p = sub.add_parser("export", help="export a model to ONNX or TorchScript", formatter_class=fmt)
+    p.add_argument("--model", help="model folder or .safetensors (default: the shipped model)")
+    p.add_argument("--format", choices=["onnx", "torchscript"], default="onnx")
+    p.add_argument("--output", required=True)
+    p.set_defaults(func=_export)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except DigitlabError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,39 @@
+"""Accuracy, per-class precision and recall, and the confusion matrix of a model on labelled digits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from digitlab.predict import predict_logits
+
+
+def confusion_matrix(labels: torch.Tensor, predicted: torch.Tensor, classes: int = 10) -> torch.Tensor:
+    """counts[true, predicted]."""
+    return torch.bincount(labels * classes + predicted, minlength=classes * classes).reshape(classes, classes)
+
+
+def metrics_from_confusion(confusion: torch.Tensor) -> dict[str, Any]:
+    confusion = confusion.to(torch.float64)
+    correct = confusion.diag()
+    n = int(confusion.sum())
+    precision = correct / confusion.sum(0).clamp(min=1)
+    recall = correct / confusion.sum(1).clamp(min=1)
+    return {
+        "accuracy": float(correct.sum() / max(n, 1)),
+        "n": n,
+        "errors": n - int(correct.sum()),
+        "precision": [round(v, 6) for v in precision.tolist()],
+        "recall": [round(v, 6) for v in recall.tolist()],
+        "support": [int(v) for v in confusion.sum(1).tolist()],
+        "confusion": [[int(v) for v in row] for row in confusion.tolist()],
+    }
+
+
+def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
+             device: torch.device | str = "cpu") -> dict[str, Any]:
+    """Metrics of `model` on uint8 images (N, 28, 28) with their labels."""
+    predicted = predict_logits(model, images, device).argmax(1)
+    return metrics_from_confusion(confusion_matrix(labels, predicted))

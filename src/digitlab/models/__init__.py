@@ -1,0 +1,121 @@
+"""The model registry and the one weights format: safetensors, with digitlab's metadata inside.
+
+A `model.safetensors` written by digitlab carries its own description (architecture, normalisation,
+training arguments, accuracy) in the safetensors header, so the file alone is enough to load it; the
+`model.json` beside it is the same description for people to read. Nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save as safetensors_save
+from torch import nn
+
+from digitlab.errors import DigitlabError
+from digitlab.fileio import atomic_write_bytes, atomic_write_text
+from digitlab.models.fast import FastCNN
+from digitlab.models.strong import StrongCNN
+from digitlab.models.tutorial import TutorialCNN
+
+ARCHS: dict[str, Callable[[], nn.Module]] = {
+    "tutorial": TutorialCNN,
+    "fast": FastCNN,
+    "strong": StrongCNN,
+}
+FORMAT = "digitlab/1"
+
+
+def build(arch: str) -> nn.Module:
+    if arch not in ARCHS:
+        raise DigitlabError(f"unknown architecture '{arch}' (choose from {', '.join(ARCHS)})")
+    return ARCHS[arch]()
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def shipped_weights() -> Path:
+    """The weights that ship inside the package, used when no --model is given."""
+    return Path(str(resources.files("digitlab") / "weights" / "model.safetensors"))
+
+
+def save_model(model: nn.Module, meta: dict[str, Any], out_dir: str | os.PathLike) -> Path:
+    """Write `model.safetensors` (weights + metadata) and `model.json`, each atomically."""
+    out_dir = Path(out_dir)
+    meta = {"format": FORMAT, **meta}
+    state = {k: v.detach().cpu().contiguous() for k, v in unwrap(model).state_dict().items()}
+    path = out_dir / "model.safetensors"
+    atomic_write_bytes(path, safetensors_save(state, metadata={"digitlab": json.dumps(meta)}))
+    atomic_write_text(out_dir / "model.json", json.dumps(meta, indent=2) + "\n")
+    return path
+
+
+def resolve_model_path(path: str | os.PathLike | None) -> Path:
+    if path is None:
+        return shipped_weights()
+    path = Path(path)
+    if path.is_dir():
+        path = path / "model.safetensors"
+    if not path.is_file():
+        raise DigitlabError(f"{path}: no such model file")
+    return path
+
+
+def read_meta(path: Path) -> dict[str, Any]:
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            header = fh.metadata() or {}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise DigitlabError(f"{path}: not a safetensors weights file ({str(exc).splitlines()[0]})") from None
+    if "digitlab" not in header:
+        raise DigitlabError(f"{path}: safetensors file has no digitlab metadata; not a digitlab model")
+    try:
+        meta = json.loads(header["digitlab"])
+    except json.JSONDecodeError:
+        raise DigitlabError(f"{path}: digitlab metadata is not valid JSON") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT or "arch" not in meta:
+        raise DigitlabError(f"{path}: metadata is not digitlab's {FORMAT} format")
+    return meta
+
+
+def load_model(path: str | os.PathLike | None = None, device: str | torch.device = "cpu"
+               ) -> tuple[nn.Module, dict[str, Any]]:
+    """Load a digitlab model in eval mode with its metadata; `None` loads the package's shipped model."""
+    path = resolve_model_path(path)
+    meta = read_meta(path)
+    model = build(meta["arch"])
+    expected = model.state_dict()
+    with safe_open(str(path), framework="pt") as fh:
+        keys = set(fh.keys())
+        if keys != set(expected):
+            missing, extra = sorted(set(expected) - keys), sorted(keys - set(expected))
+            raise DigitlabError(
+                f"{path}: tensors do not match arch '{meta['arch']}' (missing {missing[:3]}, unexpected {extra[:3]})"
+            )
+        state = {k: fh.get_tensor(k) for k in keys}
+    for key, tensor in state.items():
+        if tensor.shape != expected[key].shape:
+            raise DigitlabError(
+                f"{path}: tensor '{key}' has shape {tuple(tensor.shape)}, arch '{meta['arch']}' expects "
+                f"{tuple(expected[key].shape)}"
+            )
+    model.load_state_dict(state)
+    return model.to(device).eval(), meta
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The plain module inside DistributedDataParallel or torch.compile wrappers."""
+    while True:
+        inner = getattr(model, "module", None) or getattr(model, "_orig_mod", None)
+        if inner is None:
+            return model
+        model = inner

@@ -1,0 +1,39 @@
+"""The shipped model: loads with no --model, is accurate on MNIST and on photographed-style digit images."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from digitlab.data import images
+from digitlab.models import load_model, shipped_weights
+from digitlab.predict import predict_proba
+from tests.test_data import as_jpeg, photographed
+
+pytestmark = pytest.mark.skipif(not shipped_weights().is_file(), reason="no shipped weights (run `make weights`)")
+
+
+@pytest.mark.mnist
+def test_shipped_model_on_mnist_test(mnist_test: tuple[torch.Tensor, torch.Tensor]) -> None:
+    model, meta = load_model()
+    predicted = predict_proba(model, mnist_test[0]).argmax(1)
+    accuracy = (predicted == mnist_test[1]).float().mean().item()
+    assert accuracy >= 0.99
+    assert accuracy == pytest.approx(meta["metrics"]["test_accuracy"], abs=1e-4)  # model.json tells the truth
+
+
+@pytest.mark.mnist
+def test_shipped_model_reads_photographed_digits(mnist_test: tuple[torch.Tensor, torch.Tensor]) -> None:
+    """Dark ink on light, unevenly lit paper; the digit small and off-centre; saved as JPEG. >= 98% right."""
+    pixels, labels = mnist_test
+    g = np.random.default_rng(0)
+    pick = g.choice(len(pixels), 500, replace=False)
+    prepared = np.stack([
+        images.to_mnist(images.open_image(as_jpeg(photographed(pixels[i].numpy(), int(i)), quality=75)))
+        for i in pick
+    ])
+    model, _ = load_model()
+    predicted = predict_proba(model, torch.from_numpy(prepared)).argmax(1)
+    accuracy = (predicted == labels[pick]).float().mean().item()
+    assert accuracy >= 0.98, accuracy

@@ -1,0 +1,100 @@
+"""The training loop: it learns, it is deterministic, it resumes exactly, it fails early and clearly."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from digitlab import train as train_module
+from digitlab.errors import DigitlabError
+from digitlab.train import TrainConfig, train
+from tests.conftest import MNIST
+
+
+def weights(folder: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(folder / "model.safetensors"))
+
+
+def quick(out: Path, **overrides) -> TrainConfig:
+    values = {"data": str(MNIST), "out": str(out), "epochs": 2, "limit": 2000, "val_size": 200,
+              "batch_size": 64, "quiet": True, "seed": 0}
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def test_learns_on_synthetic_data(synthetic_idx: Path, tmp_path: Path) -> None:
+    metrics = train(TrainConfig(data=str(synthetic_idx), out=str(tmp_path), epochs=3, val_size=100,
+                                batch_size=32, lr=5e-3, quiet=True))
+    assert metrics["test_accuracy"] > 0.9
+    for name in ("model.safetensors", "model.json", "metrics.json", "loss.png", "confusion.png"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    meta = json.loads((tmp_path / "model.json").read_text())
+    assert meta["arch"] == "tutorial" and meta["training"]["seed"] == 0 and "test_accuracy" in meta["metrics"]
+    assert json.loads((tmp_path / "metrics.json").read_text())["test_n"] == 200
+
+
+@pytest.mark.mnist
+def test_short_real_mnist_run(tmp_path: Path) -> None:
+    metrics = train(quick(tmp_path, epochs=1, limit=6000, batch_size=128))
+    assert metrics["test_n"] == 10000 and metrics["test_accuracy"] > 0.9
+
+
+@pytest.mark.mnist
+def test_same_seed_same_weights(tmp_path: Path) -> None:
+    train(quick(tmp_path / "a", epochs=1))
+    train(quick(tmp_path / "b", epochs=1))
+    train(quick(tmp_path / "c", epochs=1, seed=1))
+    a, b, c = weights(tmp_path / "a"), weights(tmp_path / "b"), weights(tmp_path / "c")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not torch.equal(a["out.weight"], c["out.weight"])
+
+
+class Crash(Exception):
+    pass
+
+
+@pytest.mark.mnist
+@pytest.mark.parametrize("arch", ["tutorial", "strong"])
+def test_resume_mid_epoch_is_bit_identical(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, arch: str) -> None:
+    """Interrupt a run in the middle of epoch 2, resume it: the weights equal an uninterrupted run's."""
+    extra = {"arch": arch, "limit": 600, "batch_size": 50, "checkpoint_every": 3}
+    train(quick(tmp_path / "full", **extra))
+    real_step = train_module.Trainer.train_step
+    calls = {"n": 0}
+
+    def crashing_step(self, index):
+        calls["n"] += 1
+        if calls["n"] == 16:  # epoch 1 has 10 steps: this is mid-epoch 2, after the step-13 checkpoint
+            raise Crash
+        return real_step(self, index)
+
+    monkeypatch.setattr(train_module.Trainer, "train_step", crashing_step)
+    with pytest.raises(Crash):
+        train(quick(tmp_path / "resumed", **extra))
+    monkeypatch.setattr(train_module.Trainer, "train_step", real_step)
+    train(quick(tmp_path / "resumed", resume=True))
+    full, resumed = weights(tmp_path / "full"), weights(tmp_path / "resumed")
+    assert all(torch.equal(full[k], resumed[k]) for k in full)
+
+
+def test_bad_arguments_fail_before_training(tmp_path: Path, synthetic_idx: Path) -> None:
+    with pytest.raises(DigitlabError, match="--epochs"):
+        train(TrainConfig(data=str(synthetic_idx), out=str(tmp_path), epochs=0))
+    with pytest.raises(DigitlabError, match="unknown architecture"):
+        train(TrainConfig(data=str(synthetic_idx), out=str(tmp_path), arch="resnet"))
+    with pytest.raises(DigitlabError, match="--lr"):
+        train(TrainConfig(data=str(synthetic_idx), out=str(tmp_path), lr=-1))
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(DigitlabError, match="cannot write"):
+        train(TrainConfig(data=str(synthetic_idx), out=str(blocker / "sub"), epochs=1))
+
+
+def test_divergence_is_a_clear_error(tmp_path: Path, synthetic_idx: Path) -> None:
+    with pytest.raises(DigitlabError, match="diverged"):
+        train(TrainConfig(data=str(synthetic_idx), out=str(tmp_path), epochs=2, lr=1e30, quiet=True))
+    assert not (tmp_path / "model.safetensors").exists()
