@@ -17,11 +17,13 @@ any point and resumed ends with bit-identical weights on CPU.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import os
 import platform
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -171,6 +173,9 @@ class Trainer:
     def __init__(self, cfg: TrainConfig) -> None:
         self.out = Path(cfg.out)
         saved = self.out / "train-config.json"
+        if int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0:
+            # torchrun --max-restarts brought this worker back after a crash: carry on from the checkpoint.
+            cfg = dataclasses.replace(cfg, resume=True)
         if cfg.resume and saved.is_file():
             # Resuming continues the run that is on disk, with its own arguments.
             stored = json.loads(saved.read_text())
@@ -183,11 +188,14 @@ class Trainer:
         if self.device.type == "cuda" and self.distributed:
             self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         self.main = self.rank == 0
-        self.console = Console(quiet=cfg.quiet or not self.main, highlight=False)
+        self.console = Console(quiet=cfg.quiet or not self.main, highlight=False, soft_wrap=True)
         self.autocast_dtype = pick_precision(cfg.precision, self.device)
         if self.main:
             check_output_folder(self.out)
             if not cfg.resume:
+                # A fresh run must never resume later from an older run's checkpoints in the same folder.
+                for stale in self.out.glob("ckpt-*"):
+                    stale.unlink()
                 atomic_write_text(saved, json.dumps(dataclasses.asdict(cfg), indent=2))
         distributed.barrier()
 
@@ -270,8 +278,19 @@ class Trainer:
             logits = self.model(x)
         return F.cross_entropy(logits.float(), y, label_smoothing=self.cfg.label_smoothing)
 
+    def inject_fault(self) -> None:
+        """Fault injection for the crash tests: `DIGITLAB_FAULT_KILL_AT=STEP[:RANK]` makes that rank
+        kill -9 itself just before global step STEP, once (not again after torchrun restarts it)."""
+        spec = os.environ.get("DIGITLAB_FAULT_KILL_AT")
+        if not spec or int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0:
+            return
+        step, _, rank = spec.partition(":")
+        if self.epoch * self.steps_per_epoch + self.step == int(step) and self.rank == int(rank or 0):
+            os.kill(os.getpid(), signal.SIGKILL)
+
     def train_step(self, index: torch.Tensor) -> float:
         cfg = self.cfg
+        self.inject_fault()
         torch.manual_seed(step_seed(cfg.seed, self.epoch, self.step, self.rank))
         x = as_input(self.train_set.images[index], self.device)
         y = self.train_set.labels[index].to(self.device, non_blocking=True)
@@ -369,6 +388,7 @@ class Trainer:
         train_seconds = time.perf_counter() - train_started
         images_seen = (self.total_steps - seen_before) * cfg.batch_size * self.world
         test = self.measure(self.test_set)
+        identical = self.replicas_identical()
         metrics = {
             "arch": cfg.arch,
             "val_accuracy": self.history["val_accuracy"][-1] if self.history["val_accuracy"] else None,
@@ -380,6 +400,7 @@ class Trainer:
             "train_images_per_second": round(images_seen / max(train_seconds, 1e-9)),
             "world_size": self.world,
             "global_batch_size": cfg.batch_size * self.world,
+            "replicas_identical": identical,
             "confusion": test["confusion"],
             "precision": test["precision"],
             "recall": test["recall"],
@@ -390,6 +411,18 @@ class Trainer:
             self.write_outputs(metrics)
         distributed.barrier()
         return metrics
+
+    def replicas_identical(self) -> bool:
+        """Whether every rank ends with the same weights, by comparing a hash of each rank's state dict."""
+        if self.world == 1:
+            return True
+        digest = hashlib.sha256()
+        for tensor in unwrap(self.model).state_dict().values():
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        mine = torch.frombuffer(bytearray(digest.digest()), dtype=torch.uint8).to(self.device)
+        gathered = [torch.empty_like(mine) for _ in range(self.world)]
+        torch.distributed.all_gather(gathered, mine)
+        return all(torch.equal(g, gathered[0]) for g in gathered)
 
     def write_outputs(self, metrics: dict[str, Any]) -> None:
         cfg = self.cfg
