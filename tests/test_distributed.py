@@ -56,7 +56,7 @@ def same_weights(a: Path, b: Path) -> bool:
 
 def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path: Path) -> None:
     out = tmp_path / "runs" / "ddp"
-    result = run(digitlab("train", *RUN, "--batch-size", "32", "--out", str(out), "--nproc", "2"))
+    run(digitlab("train", *RUN, "--batch-size", "32", "--out", str(out), "--nproc", "2"))
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["world_size"] == 2 and metrics["global_batch_size"] == 64
     assert metrics["replicas_identical"] is True
