@@ -1,0 +1,120 @@
+"""ONNX and TorchScript exports compute what the PyTorch model computes, on all 10,000 MNIST test digits."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from digitlab.cli import main
+from digitlab.data import load
+from digitlab.export import export, export_onnx_cached
+from digitlab.models import load_model
+from digitlab.predict import OnnxEngine, load_engine, predict_logits
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.mnist
+
+
+@pytest.fixture(scope="module")
+def test_digits() -> torch.Tensor:
+    digits = load(ROOT / "data" / "mnist", "test")
+    assert digits is not None and len(digits) == 10_000
+    return digits.images
+
+
+@pytest.fixture(scope="module")
+def torch_logits(real_model: Path, test_digits: torch.Tensor) -> torch.Tensor:
+    model, _ = load_model(real_model)
+    return predict_logits(model, test_digits)
+
+
+def assert_agree(logits: torch.Tensor, reference: torch.Tensor, tolerance: float) -> None:
+    assert logits.shape == reference.shape == (10_000, 10)
+    worst = (logits - reference).abs().max().item()
+    assert worst < tolerance, f"max |delta logit| = {worst:.2e}"
+    assert torch.equal(logits.argmax(1), reference.argmax(1))
+
+
+def test_onnx_runtime_agrees_with_torch_on_all_test_digits(real_model: Path, tmp_path: Path,
+                                                           test_digits: torch.Tensor,
+                                                           torch_logits: torch.Tensor) -> None:
+    path = export(real_model, "onnx", tmp_path / "model.onnx")
+    assert_agree(predict_logits(OnnxEngine(path), test_digits), torch_logits, 1e-4)
+
+
+def test_onnx_engine_of_predict_agrees_and_is_cached(real_model: Path, test_digits: torch.Tensor,
+                                                     torch_logits: torch.Tensor) -> None:
+    engine = load_engine(real_model, "onnx")  # exported on the fly into $DIGITLAB_CACHE (a temp dir here)
+    assert_agree(predict_logits(engine, test_digits), torch_logits, 1e-4)
+    cached = export_onnx_cached(real_model)
+    assert cached.is_relative_to(os.environ["DIGITLAB_CACHE"])
+    stamp = cached.stat().st_mtime_ns
+    assert export_onnx_cached(real_model) == cached and cached.stat().st_mtime_ns == stamp  # reused
+
+
+def test_onnx_file_is_valid_and_has_a_dynamic_batch_axis(real_model: Path, tmp_path: Path) -> None:
+    import onnx
+
+    path = export(real_model, "onnx", tmp_path / "model.onnx")
+    graph = onnx.load(str(path))
+    onnx.checker.check_model(graph)
+    assert [i.name for i in graph.graph.input] == ["image"]
+    assert [o.name for o in graph.graph.output] == ["logits"]
+    engine = OnnxEngine(path)
+    for batch in (1, 7, 300):
+        assert engine(torch.rand(batch, 1, 28, 28)).shape == (batch, 10)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
+def test_torchscript_loads_and_agrees(real_model: Path, tmp_path: Path, test_digits: torch.Tensor,
+                                      torch_logits: torch.Tensor) -> None:
+    path = export(real_model, "torchscript", tmp_path / "model.pt")
+    scripted = torch.jit.load(str(path))
+    assert_agree(predict_logits(scripted, test_digits), torch_logits, 1e-4)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_cli_export_writes_a_loadable_file(real_model: Path, tmp_path: Path, fmt: str,
+                                           capsys: pytest.CaptureFixture) -> None:
+    output = tmp_path / "new" / "folder" / f"model.{fmt}"  # missing folders are created
+    assert main(["export", "--model", str(real_model), "--format", fmt, "--output", str(output)]) == 0
+    assert output.is_file() and str(output) in capsys.readouterr().err
+    image = torch.rand(2, 1, 28, 28)
+    expected = load_model(real_model)[0](image)
+    actual = OnnxEngine(output)(image) if fmt == "onnx" else torch.jit.load(str(output))(image)
+    np.testing.assert_allclose(actual.detach().numpy(), expected.detach().numpy(), atol=1e-4)
+
+
+def test_cli_export_to_an_unwritable_place_is_an_error(real_model: Path, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture) -> None:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a folder")
+    for output in (a_file / "model.onnx", a_file / "deeper" / "model.onnx", tmp_path):
+        assert main(["export", "--model", str(real_model), "--output", str(output)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert a_file.read_text() == "not a folder"
+    assert sorted(tmp_path.iterdir()) == [a_file]  # nothing left behind
+
+
+def test_cli_export_to_a_missing_root_is_an_error(real_model: Path, capsys: pytest.CaptureFixture) -> None:
+    # /proc refuses new folders even to root, so this fails wherever the tests run.
+    if not Path("/proc/self").exists():
+        pytest.skip("needs Linux /proc")
+    assert main(["export", "--model", str(real_model), "--output", "/proc/digitlab-no-such/model.onnx"]) == 2
+    assert capsys.readouterr().err.startswith("error: ")
+
+
+def test_cli_export_bad_model_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    garbage = tmp_path / "garbage.safetensors"
+    garbage.write_bytes(b"these are not weights")
+    for model in (tmp_path / "missing", garbage):
+        assert main(["export", "--model", str(model), "--output", str(tmp_path / "out.onnx")]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and str(model) in err
+    assert not (tmp_path / "out.onnx").exists()
