@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint weights bench lessons serve clean
+.PHONY: run test lint weights weights-tutorial weights-strong bench lessons serve clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,10 +24,18 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 
-# Retrain the weights shipped inside the package (src/digitlab/weights/); model.json records this command.
-weights: $(STAMP)
-	$(BIN)/digitlab train --arch tutorial --epochs 4 --seed 0 --out runs/weights
-	cp runs/weights/model.safetensors runs/weights/model.json src/digitlab/weights/
+# Retrain the weights shipped inside the package (src/digitlab/weights/); each NAME.json records the command.
+weights: weights-tutorial weights-strong
+
+weights-tutorial: $(STAMP)
+	$(BIN)/digitlab train --arch tutorial --epochs 4 --seed 0 --out runs/weights-tutorial
+	cp runs/weights-tutorial/model.safetensors src/digitlab/weights/tutorial.safetensors
+	cp runs/weights-tutorial/model.json src/digitlab/weights/tutorial.json
+
+weights-strong: $(STAMP)
+	$(BIN)/digitlab train --arch strong --seed 0 --out runs/weights-strong
+	cp runs/weights-strong/model.safetensors src/digitlab/weights/strong.safetensors
+	cp runs/weights-strong/model.json src/digitlab/weights/strong.json
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/train_speed.py

@@ -11,12 +11,12 @@ from digitlab.models import load_model, shipped_weights
 from digitlab.predict import predict_proba
 from tests.test_data import as_jpeg, photographed
 
-pytestmark = pytest.mark.skipif(not shipped_weights().is_file(), reason="no shipped weights (run `make weights`)")
+pytestmark = pytest.mark.skipif(not shipped_weights("tutorial").is_file(), reason="run `make weights-tutorial`")
 
 
 @pytest.mark.mnist
 def test_shipped_model_on_mnist_test(mnist_test: tuple[torch.Tensor, torch.Tensor]) -> None:
-    model, meta = load_model()
+    model, meta = load_model("tutorial")
     predicted = predict_proba(model, mnist_test[0]).argmax(1)
     accuracy = (predicted == mnist_test[1]).float().mean().item()
     assert accuracy >= 0.99
@@ -33,7 +33,24 @@ def test_shipped_model_reads_photographed_digits(mnist_test: tuple[torch.Tensor,
         images.to_mnist(images.open_image(as_jpeg(photographed(pixels[i].numpy(), int(i)), quality=75)))
         for i in pick
     ])
-    model, _ = load_model()
+    model, _ = load_model("tutorial")
     predicted = predict_proba(model, torch.from_numpy(prepared)).argmax(1)
     accuracy = (predicted == labels[pick]).float().mean().item()
     assert accuracy >= 0.98, accuracy
+
+
+def test_default_model_is_the_best_shipped_one() -> None:
+    _, meta = load_model()
+    shipped = [load_model(name)[1] for name in ("tutorial", "strong") if shipped_weights(name).is_file()]
+    assert meta["metrics"]["test_accuracy"] == max(m["metrics"]["test_accuracy"] for m in shipped)
+
+
+@pytest.mark.mnist
+def test_ensemble_of_models(tiny_model, mnist_test: tuple[torch.Tensor, torch.Tensor]) -> None:
+    from digitlab.models import load_models
+
+    ensemble, meta = load_models([tiny_model, "tutorial"])
+    assert meta["arch"].startswith("ensemble of 2")
+    probs = predict_proba(ensemble, mnist_test[0][:1000])
+    assert torch.allclose(probs.sum(1), torch.ones(1000), atol=1e-4)
+    assert (probs.argmax(1) == mnist_test[1][:1000]).float().mean() > 0.97

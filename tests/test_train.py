@@ -98,3 +98,15 @@ def test_divergence_is_a_clear_error(tmp_path: Path, synthetic_idx: Path) -> Non
     with pytest.raises(DigitlabError, match="diverged"):
         train(TrainConfig(data=str(synthetic_idx), out=str(tmp_path), epochs=2, lr=1e30, quiet=True))
     assert not (tmp_path / "model.safetensors").exists()
+
+
+def test_ensemble_training(synthetic_idx: Path, tmp_path: Path) -> None:
+    from digitlab.train import train_ensemble
+
+    summary = train_ensemble(TrainConfig(data=str(synthetic_idx), out=str(tmp_path), epochs=2, val_size=100,
+                                         batch_size=32, lr=5e-3, quiet=True), members=2)
+    assert summary["members"] == 2 and len(summary["member_test_accuracy"]) == 2
+    assert summary["ensemble_test_accuracy"] > 0.9
+    assert (tmp_path / "member-0" / "model.safetensors").is_file()
+    assert (tmp_path / "member-1" / "model.safetensors").is_file()
+    assert json.loads((tmp_path / "ensemble.json").read_text())["test_n"] == 200

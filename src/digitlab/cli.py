@@ -22,6 +22,11 @@ def _train(args: argparse.Namespace) -> int:
         return launch_torchrun(args.nproc, sys.argv[1:])
     fields = {f for f in TrainConfig.__dataclass_fields__}
     cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in fields})
+    if args.ensemble:
+        from digitlab.train import train_ensemble
+
+        train_ensemble(cfg, args.ensemble)
+        return 0
     train(cfg)
     return 0
 
@@ -32,14 +37,15 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     from digitlab.data import load_labelled
     from digitlab.evaluate import evaluate
-    from digitlab.models import load_model
+    from digitlab.models import load_models
     from digitlab.train import pick_device
 
     device = pick_device(args.device)
-    model, meta = load_model(args.model, device)
+    model, meta = load_models(args.model, device)
     digits = load_labelled(args.data)
     result = evaluate(model, digits.images, digits.labels, device)
-    result.update(model=str(args.model or "shipped"), arch=meta["arch"], data=digits.source)
+    result.update(model=[str(m) for m in args.model] if args.model else "shipped", arch=meta["arch"],
+                  data=digits.source)
     if args.json:
         print(json.dumps(result))
         return 0
@@ -135,6 +141,10 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+MODEL_HELP = ("a run folder, a .safetensors file, or a shipped model's name: strong, tutorial "
+              "(default: the best shipped)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     fmt = argparse.ArgumentDefaultsHelpFormatter
     parser = argparse.ArgumentParser(
@@ -165,11 +175,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, help="train on the first N images only (quick checks)")
     p.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm across processes")
     p.add_argument("--nproc", type=int, default=0, help="launch N processes with torchrun (DDP)")
+    p.add_argument("--ensemble", type=int, default=0, help="train N models (seeds seed..seed+N-1) and vote")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_train)
 
     p = sub.add_parser("evaluate", help="accuracy, per-class table and confusion matrix", formatter_class=fmt)
-    p.add_argument("--model", help="model folder or .safetensors (default: the shipped model)")
+    p.add_argument("--model", action="append", help=MODEL_HELP + "; repeat it to evaluate an ensemble")
     p.add_argument("--data", help="labelled data; MNIST's test split by default")
     p.add_argument("--device", default="auto")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -178,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="label a Kaggle test.csv or image files/folders", formatter_class=fmt)
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="test.csv, image files or folders")
-    p.add_argument("--model", help="model folder or .safetensors (default: the shipped model)")
+    p.add_argument("--model", action="append", help=MODEL_HELP + "; repeat it to predict with an ensemble")
     p.add_argument("--output", "-o", help="output CSV (default: submission.csv for a test.csv, else stdout)")
     p.add_argument("--top-k", type=int, default=1, help="also list the next most likely labels")
     p.add_argument("--engine", default="torch", help="torch or onnx")
@@ -207,14 +218,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_lesson)
 
     p = sub.add_parser("serve", help="web page + HTTP API: draw a digit, see the answer", formatter_class=fmt)
-    p.add_argument("--model", help="model folder or .safetensors (default: the shipped model)")
+    p.add_argument("--model", help=MODEL_HELP)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--engine", default="torch", help="torch or onnx")
     p.set_defaults(func=_serve)
 
     p = sub.add_parser("export", help="export a model to ONNX or TorchScript", formatter_class=fmt)
-    p.add_argument("--model", help="model folder or .safetensors (default: the shipped model)")
+    p.add_argument("--model", help=MODEL_HELP)
     p.add_argument("--format", choices=["onnx", "torchscript"], default="onnx")
     p.add_argument("--output", required=True)
     p.set_defaults(func=_export)

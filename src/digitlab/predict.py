@@ -98,13 +98,21 @@ class OnnxEngine(nn.Module):
         return torch.from_numpy(self.session.run(None, {self.input_name: array})[0])
 
 
-def load_engine(model: str | os.PathLike | None, engine: str, device: torch.device | str = "cpu") -> nn.Module:
+def load_engine(model: str | os.PathLike | list | None, engine: str, device: torch.device | str = "cpu"
+                ) -> nn.Module:
     """The model behind an inference engine: 'torch' (the module itself) or 'onnx' (ONNX Runtime).
 
     For 'onnx', `model` may be an exported .onnx file, or digitlab weights that are exported on the fly.
+    A list of several models is an ensemble (torch engine only).
     """
-    from digitlab.models import load_model
+    from digitlab.models import load_model, load_models
 
+    if isinstance(model, list):
+        if len(model) > 1:
+            if engine != "torch":
+                raise DigitlabError("ensembles run on the torch engine only")
+            return load_models(model, device)[0]
+        model = model[0] if model else None
     if engine == "torch":
         if model is not None and str(model).endswith(".onnx"):
             raise DigitlabError(f"{model}: an ONNX file needs --engine onnx")

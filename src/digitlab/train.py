@@ -452,3 +452,40 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         return Trainer(cfg).fit()
     finally:
         distributed.teardown()
+
+
+def train_ensemble(cfg: TrainConfig, members: int) -> dict[str, Any]:
+    """Train `members` models with seeds seed, seed+1, ... into out/member-K, then test their average vote."""
+    from digitlab.models import load_models
+    from digitlab.predict import predict_logits
+
+    if members < 2:
+        raise DigitlabError(f"--ensemble needs at least 2 members, got {members}")
+    out = Path(cfg.out)
+    results = []
+    for k in range(members):
+        member = dataclasses.replace(cfg, seed=cfg.seed + k, out=str(out / f"member-{k}"))
+        done = Path(member.out) / "metrics.json"
+        if cfg.resume and done.is_file():
+            results.append(json.loads(done.read_text()))  # finished before an interruption
+            continue
+        results.append(train(member))
+    test = load(cfg.data, "test")
+    model, _ = load_models([out / f"member-{k}" for k in range(members)])
+    if test is None:
+        raise DigitlabError("--ensemble needs data with a test split to report the ensemble's accuracy")
+    accuracy = (predict_logits(model, test.images).argmax(1) == test.labels).double().mean().item()
+    singles = [r["test_accuracy"] for r in results]
+    summary = {
+        "members": members,
+        "member_test_accuracy": singles,
+        "member_mean": sum(singles) / members,
+        "member_std": (sum((s - sum(singles) / members) ** 2 for s in singles) / max(members - 1, 1)) ** 0.5,
+        "ensemble_test_accuracy": accuracy,
+        "test_n": len(test),
+    }
+    atomic_write_text(out / "ensemble.json", json.dumps(summary, indent=2) + "\n")
+    Console(highlight=False).print(
+        f"ensemble of {members}: test accuracy {accuracy:.2%}; members {summary['member_mean']:.2%} "
+        f"± {summary['member_std']:.2%} (mean ± sd)")
+    return summary

@@ -84,14 +84,9 @@ def _ink_on_black(gray: np.ndarray) -> np.ndarray:
     if min(h, w) >= 32:
         # Uneven lighting: estimate the background as a low percentile of each tile (the ink covers little
         # of any tile), smooth it back up to full size and subtract it.
-        tiles = 8
-        ys = np.linspace(0, h, tiles + 1).astype(int)
-        xs = np.linspace(0, w, tiles + 1).astype(int)
-        grid = np.array(
-            [[np.percentile(gray[ys[i] : ys[i + 1], xs[j] : xs[j + 1]], 30) for j in range(tiles)]
-             for i in range(tiles)],
-            dtype=np.float32,
-        )
+        tiles, th, tw = 8, h // 8, w // 8
+        blocks = gray[: th * tiles, : tw * tiles].reshape(tiles, th, tiles, tw).transpose(0, 2, 1, 3)
+        grid = np.percentile(blocks.reshape(tiles, tiles, th * tw), 30, axis=2).astype(np.float32)
         background = np.asarray(
             Image.fromarray(grid, mode="F").resize((w, h), Image.Resampling.BILINEAR), dtype=np.float32
         )

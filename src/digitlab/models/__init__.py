@@ -43,9 +43,18 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def shipped_weights() -> Path:
-    """The weights that ship inside the package, used when no --model is given."""
-    return Path(str(resources.files("digitlab") / "weights" / "model.safetensors"))
+SHIPPED = ("strong", "tutorial")  # in order of preference for the default
+
+
+def shipped_weights(name: str | None = None) -> Path:
+    """Weights shipped inside the package: `name` ('tutorial', 'strong'), or the best one present."""
+    folder = Path(str(resources.files("digitlab") / "weights"))
+    if name is not None:
+        return folder / f"{name}.safetensors"
+    for candidate in SHIPPED:
+        if (folder / f"{candidate}.safetensors").is_file():
+            return folder / f"{candidate}.safetensors"
+    return folder / "tutorial.safetensors"
 
 
 def save_model(model: nn.Module, meta: dict[str, Any], out_dir: str | os.PathLike) -> Path:
@@ -62,6 +71,8 @@ def save_model(model: nn.Module, meta: dict[str, Any], out_dir: str | os.PathLik
 def resolve_model_path(path: str | os.PathLike | None) -> Path:
     if path is None:
         return shipped_weights()
+    if str(path) in SHIPPED and not Path(path).exists():
+        return shipped_weights(str(path))
     path = Path(path)
     if path.is_dir():
         path = path / "model.safetensors"
@@ -119,3 +130,28 @@ def unwrap(model: nn.Module) -> nn.Module:
         if inner is None:
             return model
         model = inner
+
+
+class Ensemble(nn.Module):
+    """Several models voting by averaged probabilities; returns log-probabilities, so argmax and softmax work."""
+
+    def __init__(self, members: list[nn.Module]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        probs = torch.stack([m(x).float().softmax(1) for m in self.members]).mean(0)
+        return probs.clamp_min(1e-12).log()
+
+
+def load_models(paths: list[str | os.PathLike] | None, device: str | torch.device = "cpu"
+                ) -> tuple[nn.Module, dict[str, Any]]:
+    """One model, or an Ensemble when several paths are given; `None` or [] loads the shipped model."""
+    if not paths:
+        return load_model(None, device)
+    if len(paths) == 1:
+        return load_model(paths[0], device)
+    loaded = [load_model(p, device) for p in paths]
+    meta = {"arch": f"ensemble of {len(loaded)} ({', '.join(m['arch'] for _, m in loaded)})",
+            "members": [m for _, m in loaded]}
+    return Ensemble([m for m, _ in loaded]).to(device).eval(), meta

@@ -1,0 +1,63 @@
+"""Batch inference throughput on MNIST's 10,000 test digits: torch engine vs ONNX Runtime, per architecture.
+
+    python benchmarks/inference_speed.py
+
+This is what `digitlab evaluate` and `digitlab predict` spend their time on (after decoding). Each
+contender runs the whole test set 5 times after a warm-up; the median is reported. Writes
+benchmarks/results/inference_speed.md.
+"""
+
+from __future__ import annotations
+
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from digitlab.data import load  # noqa: E402
+from digitlab.export import onnx_bytes  # noqa: E402
+from digitlab.models import build  # noqa: E402
+from digitlab.predict import OnnxEngine, predict_logits  # noqa: E402
+
+
+def images_per_second(model: torch.nn.Module, images: torch.Tensor) -> float:
+    predict_logits(model, images[:2048])
+    times = []
+    for _ in range(5):
+        start = time.perf_counter()
+        predict_logits(model, images)
+        times.append(time.perf_counter() - start)
+    return len(images) / statistics.median(times)
+
+
+def main() -> None:
+    test = load(ROOT / "data" / "mnist", "test")
+    rows = []
+    for arch in ("tutorial", "fast", "strong"):
+        model = build(arch).eval()
+        torch_rate = images_per_second(model, test.images)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "m.onnx"
+            path.write_bytes(onnx_bytes(model))
+            onnx_rate = images_per_second(OnnxEngine(path), test.images)
+        rows.append((arch, torch_rate, onnx_rate))
+        print(f"{arch}: torch {torch_rate:,.0f} img/s, onnx {onnx_rate:,.0f} img/s", flush=True)
+    lines = [f"Machine: {platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}. "
+             "Whole MNIST test set (10,000 digits) in chunks of 2,048, fp32, median of 5 runs.", "",
+             "| arch | torch img/s | onnxruntime img/s | onnx / torch |", "|---|---:|---:|---:|"]
+    lines += [f"| {a} | {t:,.0f} | {o:,.0f} | {o / t:.2f}x |" for a, t, o in rows]
+    table = "\n".join(lines)
+    print("\n" + table)
+    (ROOT / "benchmarks" / "results").mkdir(exist_ok=True)
+    (ROOT / "benchmarks" / "results" / "inference_speed.md").write_text(table + "\n")
+
+
+if __name__ == "__main__":
+    main()
