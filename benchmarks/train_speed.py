@@ -162,23 +162,43 @@ def examples_loop(train, test, epochs: int, budget: float, limit: int | None = N
 
 
 def digitlab_run(arch: str, extra: list[str], budget: float) -> dict:
-    """The whole `digitlab train` process, timed from outside (start-up and data loading included)."""
+    """The whole `digitlab train` process, timed from outside: from launch (interpreter start-up, imports
+    and data loading included) to the moment it prints its test accuracy. Writing the run folder's files
+    afterwards is timed too, as `exit_s`."""
     out = RESULTS / f".run-{arch}"
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "digitlab", "train", "--arch", arch, "--out", str(out), "--quiet",
-                    *extra], check=True, cwd=ROOT, timeout=budget * 3)
-    wall = time.perf_counter() - start
+    process = subprocess.Popen([sys.executable, "-m", "digitlab", "train", "--arch", arch, "--out", str(out),
+                                *extra], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    reported = None
+    for line in process.stdout:
+        if line.startswith("test accuracy:"):
+            reported = time.perf_counter() - start
+    if process.wait(timeout=budget * 3) != 0 or reported is None:
+        raise RuntimeError(f"digitlab train --arch {arch} failed")
+    exit_s = time.perf_counter() - start
     metrics = json.loads((out / "metrics.json").read_text())
-    reached = wall if metrics["test_accuracy"] >= 0.99 else None
+    reached = reported if metrics["test_accuracy"] >= 0.99 else None
     return {"name": f"digitlab-{arch}" if arch != "tutorial" else "digitlab", "img_per_s":
-            metrics["train_images_per_second"], "time_to_99": reached, "curve": [(wall, metrics["test_accuracy"])],
-            "final_accuracy": metrics["test_accuracy"]}
+            metrics["train_images_per_second"], "time_to_99": reached, "curve": [(reported, metrics["test_accuracy"])],
+            "final_accuracy": metrics["test_accuracy"], "exit_s": exit_s}
+
+
+def fast_seeds(n: int) -> list[tuple[int, float, float, float]]:
+    """Whole-process wall seconds and test accuracy of `digitlab train --arch fast` for seeds 0..n-1."""
+    results = []
+    for seed in range(n):
+        row = digitlab_run("fast", ["--seed", str(seed)], 120)
+        results.append((seed, row["curve"][-1][0], row["final_accuracy"], row["exit_s"]))
+        print(f"  fast seed {seed}: {results[-1][1]:.1f} s to the reported accuracy ({row['exit_s']:.1f} s to exit), "
+              f"{results[-1][2]:.2%}", flush=True)
+    return results
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="throughput only, on subsets")
     parser.add_argument("--budget", type=float, default=240, help="seconds per contender")
+    parser.add_argument("--seeds", type=int, default=5, help="seeds of `--arch fast` timed end to end")
     args = parser.parse_args()
     torch.set_num_threads(torch.get_num_threads())
     train, test = load(ROOT / "data" / "mnist", "train"), load(ROOT / "data" / "mnist", "test")
@@ -200,15 +220,38 @@ def main() -> None:
     lines = [
         f"Machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
         f"torch {torch.__version__}; fp32 matmul {gflops:.0f} GFLOP/s; tutorial-CNN ceiling {ceiling:,.0f} img/s.",
+        "Time to 99%: tutorial-loop and examples are timed in-process from the start of training, tested after "
+        "every epoch; digitlab rows are whole processes, launch to the printed test accuracy (start-up and data "
+        "loading included).",
         "",
-        "| contender | train img/s | x tutorial-loop | % of ceiling | time to 99% (s) | final test acc |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| contender | train img/s | img/s vs tutorial-loop | % of ceiling | time to 99% (s) "
+        "| faster to 99% than tutorial-loop | than examples | final test acc |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    examples = next((r for r in rows if r["name"] == "examples"), None)
+
+    def speedup(row: dict, baseline: dict | None) -> str:
+        if baseline is None or not row["time_to_99"] or not baseline["time_to_99"]:
+            return "-"
+        return f"{baseline['time_to_99'] / row['time_to_99']:.1f}x"
+
     for row in rows:
         t99 = f"{row['time_to_99']:.1f}" if row["time_to_99"] else "not reached"
         share = f"{100 * row['img_per_s'] / ceiling:.0f}%" if row["name"] in ("digitlab", "tutorial-loop") else "-"
         lines.append(f"| {row['name']} | {row['img_per_s']:,.0f} | {row['img_per_s'] / base['img_per_s']:.1f}x | "
-                     f"{share} | {t99} | {row['final_accuracy']:.2%} |")
+                     f"{share} | {t99} | {speedup(row, base)} | {speedup(row, examples)} | "
+                     f"{row['final_accuracy']:.2%} |")
+    if not args.quick and args.seeds:
+        seeds = fast_seeds(args.seeds)
+        walls, accs = sorted(s[1] for s in seeds), sorted(s[2] for s in seeds)
+        exits = sorted(s[3] for s in seeds)
+        lines += ["", "`digitlab train --arch fast`, whole process: launch to the printed test accuracy "
+                  f"(and to exit, after writing the run folder), seeds 0-{args.seeds - 1}:",
+                  "", "| seed | wall s to accuracy | wall s to exit | test accuracy |", "|---:|---:|---:|---:|"]
+        lines += [f"| {seed} | {wall:.1f} | {end:.1f} | {acc:.2%} |" for seed, wall, acc, end in seeds]
+        mid = len(walls) // 2
+        lines += [f"| median | {walls[mid]:.1f} | {exits[mid]:.1f} | {accs[mid]:.2%} |",
+                  f"| worst | {walls[-1]:.1f} | {exits[-1]:.1f} | {accs[0]:.2%} |"]
     table = "\n".join(lines)
     print("\n" + table)
     RESULTS.mkdir(exist_ok=True)

@@ -38,10 +38,12 @@ def _evaluate(args: argparse.Namespace) -> int:
     from digitlab.data import load_labelled
     from digitlab.evaluate import evaluate
     from digitlab.models import load_models
+    from digitlab.predict import load_engine
     from digitlab.train import pick_device
 
     device = pick_device(args.device)
-    model, meta = load_models(args.model, device)
+    meta = load_models(args.model, "cpu")[1]
+    model = load_engine(args.model, args.engine, device)
     digits = load_labelled(args.data)
     result = evaluate(model, digits.images, digits.labels, device)
     result.update(model=[str(m) for m in args.model] if args.model else "shipped", arch=meta["arch"],
@@ -183,6 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", action="append", help=MODEL_HELP + "; repeat it to evaluate an ensemble")
     p.add_argument("--data", help="labelled data; MNIST's test split by default")
     p.add_argument("--device", default="auto")
+    p.add_argument("--engine", default="auto", help="auto (ONNX Runtime on CPU), torch or onnx")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--plot", help="also save the confusion matrix as this PNG")
     p.set_defaults(func=_evaluate)
@@ -192,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", action="append", help=MODEL_HELP + "; repeat it to predict with an ensemble")
     p.add_argument("--output", "-o", help="output CSV (default: submission.csv for a test.csv, else stdout)")
     p.add_argument("--top-k", type=int, default=1, help="also list the next most likely labels")
-    p.add_argument("--engine", default="torch", help="torch or onnx")
+    p.add_argument("--engine", default="auto", help="auto (ONNX Runtime on CPU), torch or onnx")
     p.add_argument("--device", default="auto")
     p.set_defaults(func=_predict)
 

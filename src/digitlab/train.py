@@ -51,7 +51,7 @@ from digitlab.predict import as_input
 ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
     "tutorial": {"epochs": 2, "batch_size": 128, "lr": 3e-3, "augment": False, "label_smoothing": 0.0},
     "fast": {"epochs": 1, "batch_size": 128, "lr": 6e-3, "augment": False, "label_smoothing": 0.0},
-    "strong": {"epochs": 30, "batch_size": 128, "lr": 3e-3, "augment": True, "label_smoothing": 0.1},
+    "strong": {"epochs": 20, "batch_size": 128, "lr": 3e-3, "augment": True, "label_smoothing": 0.1},
 }
 
 

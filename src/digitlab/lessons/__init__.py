@@ -24,6 +24,7 @@ This module holds only the glue the command line needs: `add_arguments` and `run
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 from pathlib import Path
 from types import ModuleType
@@ -31,27 +32,18 @@ from types import ModuleType
 from rich.console import Console
 
 from digitlab.errors import DigitlabError
-from digitlab.lessons import activations, autograd, classification, regression, report, tensors
 
-__all__ = [
-    "LESSONS",
-    "activations",
-    "add_arguments",
-    "autograd",
-    "classification",
-    "regression",
-    "run",
-    "tensors",
-]
+__all__ = ["LESSONS", "add_arguments", "lesson_module", "run"]
 
-# The lessons in the tutorial's order; `lesson all` runs them in this order too.
-LESSONS: dict[str, ModuleType] = {
-    "tensors": tensors,
-    "autograd": autograd,
-    "activations": activations,
-    "regression": regression,
-    "classification": classification,
-}
+# The lessons in the tutorial's order; `lesson all` runs them in this order too. The modules are imported
+# only when a lesson runs, so building the `digitlab` command line does not pay for matplotlib.
+LESSONS: tuple[str, ...] = ("tensors", "autograd", "activations", "regression", "classification")
+
+
+def lesson_module(name: str) -> ModuleType:
+    return importlib.import_module(f"digitlab.lessons.{name}")
+
+
 # Lessons that draw figures, and the ones that train a net and so take --steps, --lr, --points, --hidden.
 DRAWING = ("activations", "regression", "classification")
 TRAINING = ("regression", "classification")
@@ -115,6 +107,8 @@ def run(args: argparse.Namespace) -> int:
     Raises DigitlabError for bad input: an override out of range or for a lesson that takes none, --show
     without a display, or an --out that cannot be used as a folder.
     """
+    from digitlab.lessons import report
+
     name: str = args.lesson
     names = list(LESSONS) if name == "all" else [name]
     out = Path(getattr(args, "out", None) or "lessons-out")
@@ -132,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
     console = report.make_console(record=True)
     sections: list[report.Section] = []
     for number, lesson_name in enumerate(names, start=1):
-        module = LESSONS[lesson_name]
+        module = lesson_module(lesson_name)
         console.rule(module.TITLE if len(names) == 1 else f"{module.TITLE}   ({number}/{len(names)})")
         console.export_text(clear=True)  # The rule is for the terminal; the page has its own headings.
 
@@ -157,6 +151,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _overrides(args: argparse.Namespace, names: list[str]) -> dict[str, object]:
     """The --steps/--lr/--points/--hidden the learner gave, checked; an error if no chosen lesson trains."""
+    from digitlab.lessons import report
+
     given = {key: getattr(args, key) for key in OVERRIDES if getattr(args, key, None) is not None}
     if given and not any(n in TRAINING for n in names):
         options = ", ".join(f"--{key}" for key in given)
@@ -191,14 +187,11 @@ def _run_lesson(
     name: str, *, seed: int, out: Path | None, show: bool, console: Console, overrides: dict[str, object]
 ) -> object:
     """Call one lesson with the arguments it takes."""
-    if name == "tensors":
-        return tensors.lesson(console=console)
-    if name == "autograd":
-        return autograd.lesson(console=console)
+    if name not in LESSONS:
+        raise DigitlabError(f"unknown lesson {name!r}; choose one of {', '.join(LESSONS)} or all")
+    module = lesson_module(name)
+    if name in ("tensors", "autograd"):
+        return module.lesson(console=console)
     if name == "activations":
-        return activations.lesson(out=out, show=show, console=console)
-    if name == "regression":
-        return regression.lesson(seed=seed, out=out, show=show, console=console, **overrides)
-    if name == "classification":
-        return classification.lesson(seed=seed, out=out, show=show, console=console, **overrides)
-    raise DigitlabError(f"unknown lesson {name!r}; choose one of {', '.join(LESSONS)} or all")
+        return module.lesson(out=out, show=show, console=console)
+    return module.lesson(seed=seed, out=out, show=show, console=console, **overrides)
