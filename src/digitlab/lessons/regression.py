@@ -111,11 +111,7 @@ def lesson(
 ) -> RegressionResult:
     """Train the net, print how it went, draw into `out` (nothing when None) and return the numbers."""
     console = console or report.make_console()
-    report.check_int("--seed", seed, 0, 2**63 - 1)
-    report.check_int("--steps", steps, 1, 100_000)
-    report.check_int("--points", points, 2, 100_000)
-    report.check_int("--hidden", hidden, 1, 4096)
-    lr = report.check_lr(lr)
+    lr = report.check_training(seed=seed, steps=steps, points=points, hidden=hidden, lr=lr)
 
     # --- 1. Data and network ---------------------------------------------------------------------------
     # One seed fixes both the noise in the data and the network's random initial weights, so a run is

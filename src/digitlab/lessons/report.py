@@ -95,6 +95,15 @@ def check_lr(value: float) -> float:
     return value
 
 
+def check_training(*, seed: int, steps: int, points: int, hidden: int, lr: float) -> float:
+    """Check the settings of a lesson that trains a net; returns the learning rate as a float."""
+    check_int("--seed", seed, 0, 2**63 - 1)
+    check_int("--steps", steps, 1, 100_000)
+    check_int("--points", points, 2, 100_000)
+    check_int("--hidden", hidden, 1, 4096)
+    return check_lr(lr)
+
+
 def frame_every(steps: int) -> int:
     """How many training steps lie between two animation frames (5 for the tutorial's 100 steps)."""
     return max(1, math.ceil(steps / TARGET_FRAMES))
