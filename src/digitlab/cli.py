@@ -37,12 +37,12 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     from digitlab.data import load_labelled
     from digitlab.evaluate import evaluate
-    from digitlab.models import load_models
+    from digitlab.models import describe_models
     from digitlab.predict import load_engine
     from digitlab.train import pick_device
 
     device = pick_device(args.device)
-    meta = load_models(args.model, "cpu")[1]
+    meta = describe_models(args.model)
     model = load_engine(args.model, args.engine, device)
     digits = load_labelled(args.data)
     result = evaluate(model, digits.images, digits.labels, device)

@@ -152,6 +152,14 @@ def load_models(paths: list[str | os.PathLike] | None, device: str | torch.devic
     if len(paths) == 1:
         return load_model(paths[0], device)
     loaded = [load_model(p, device) for p in paths]
-    meta = {"arch": f"ensemble of {len(loaded)} ({', '.join(m['arch'] for _, m in loaded)})",
-            "members": [m for _, m in loaded]}
-    return Ensemble([m for m, _ in loaded]).to(device).eval(), meta
+    return Ensemble([m for m, _ in loaded]).to(device).eval(), _ensemble_meta([m for _, m in loaded])
+
+
+def describe_models(paths: list[str | os.PathLike] | None) -> dict[str, Any]:
+    """The metadata `load_models` would return, read from the file headers without loading any weights."""
+    metas = [read_meta(resolve_model_path(p)) for p in (paths or [None])]
+    return metas[0] if len(metas) == 1 else _ensemble_meta(metas)
+
+
+def _ensemble_meta(metas: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"arch": f"ensemble of {len(metas)} ({', '.join(m['arch'] for m in metas)})", "members": metas}

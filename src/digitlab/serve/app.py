@@ -524,6 +524,12 @@ def create_app(model: str | os.PathLike | None = None, engine: str = "torch", *,
         timing = f"preprocess;dur={prep_s * 1000:.3f}, model;dur={model_s * 1000:.3f}"
         return JSONResponse(payload, headers={"server-timing": timing})
 
+    async def _json_body(request: Request, example: str) -> bytes:
+        body = await request.body()
+        if not body:
+            raise ApiError(400, f"empty request body; send JSON {example}")
+        return body
+
     def unsupported(media: str, accepted: str) -> ApiError:
         return ApiError(415, f"unsupported Content-Type '{media or '(none)'}'; send {accepted}")
 
@@ -535,10 +541,7 @@ def create_app(model: str | os.PathLike | None = None, engine: str = "torch", *,
         `digitlab predict`; JSON pixels, already 28x28, only get its polarity fix."""
         media = _media_type(request)
         if _is_json(media):
-            body = await request.body()
-            if not body:
-                raise ApiError(400, "empty request body; send JSON {\"pixels\": [784 values]}")
-            prepare = partial(_from_json_single, body)
+            prepare = partial(_from_json_single, await _json_body(request, '{"pixels": [784 values]}'))
         elif media == "multipart/form-data":
             prepare = partial(_decode_all, (await _form_files(request, "file"))[:1])
         elif media in RAW_IMAGE_TYPES or media.startswith("image/"):
@@ -555,10 +558,7 @@ def create_app(model: str | os.PathLike | None = None, engine: str = "torch", *,
         `{"images": [[784 values], ...]}`; predictions come back in request order."""
         media = _media_type(request)
         if _is_json(media):
-            body = await request.body()
-            if not body:
-                raise ApiError(400, "empty request body; send JSON {\"images\": [[784 values], ...]}")
-            prepare = partial(_from_json_batch, body)
+            prepare = partial(_from_json_batch, await _json_body(request, '{"images": [[784 values], ...]}'))
         elif media == "multipart/form-data":
             files = await _form_files(request, "files")
             if len(files) > MAX_BATCH:
