@@ -37,6 +37,15 @@ def test_learns_on_synthetic_data(synthetic_idx: Path, tmp_path: Path) -> None:
     assert json.loads((tmp_path / "metrics.json").read_text())["test_n"] == 200
 
 
+def test_no_validation_split_trains_on_everything(synthetic_idx: Path, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    metrics = train(TrainConfig(data=str(synthetic_idx), out=str(tmp_path), epochs=2, val_size=0,
+                                batch_size=32, lr=5e-3))
+    assert metrics["val_accuracy"] is None and metrics["test_accuracy"] > 0.9
+    printed = capsys.readouterr().out
+    assert "epoch 2/2 done" in printed and "validation" not in printed
+
+
 @pytest.mark.mnist
 def test_short_real_mnist_run(tmp_path: Path) -> None:
     metrics = train(quick(tmp_path, epochs=1, limit=6000, batch_size=128))

@@ -377,12 +377,16 @@ class Trainer:
                     if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0 \
                             and self.step < self.steps_per_epoch:
                         self.save_checkpoint()
-                val = self.measure(self.val_set)
-                self.history["val_step"].append((self.epoch + 1) * self.steps_per_epoch)
-                self.history["val_loss"].append(val["loss"])
-                self.history["val_accuracy"].append(val["accuracy"])
-                c.print(f"epoch {self.epoch + 1}/{cfg.epochs}: validation loss {val['loss']:.4f}, "
-                        f"accuracy {val['accuracy']:.2%} ({time.perf_counter() - train_started:.1f} s)")
+                elapsed = f"({time.perf_counter() - train_started:.1f} s)"
+                if len(self.val_set):
+                    val = self.measure(self.val_set)
+                    self.history["val_step"].append((self.epoch + 1) * self.steps_per_epoch)
+                    self.history["val_loss"].append(val["loss"])
+                    self.history["val_accuracy"].append(val["accuracy"])
+                    c.print(f"epoch {self.epoch + 1}/{cfg.epochs}: validation loss {val['loss']:.4f}, "
+                            f"accuracy {val['accuracy']:.2%} {elapsed}")
+                else:  # --val-size 0: every labelled image is used for training
+                    c.print(f"epoch {self.epoch + 1}/{cfg.epochs} done {elapsed}")
                 self.epoch, self.step = self.epoch + 1, 0
                 self.save_checkpoint()
         train_seconds = time.perf_counter() - train_started
