@@ -97,6 +97,8 @@ def test_bad_arguments_fail_before_training(tmp_path: Path, synthetic_idx: Path)
         train(TrainConfig(data=str(synthetic_idx), out=str(tmp_path), arch="resnet"))
     with pytest.raises(DigitlabError, match="--lr"):
         train(TrainConfig(data=str(synthetic_idx), out=str(tmp_path), lr=-1))
+    with pytest.raises(DigitlabError, match="--val-size"):
+        train(TrainConfig(data=str(synthetic_idx), out=str(tmp_path), val_size=-1))
     blocker = tmp_path / "file"
     blocker.write_text("x")
     with pytest.raises(DigitlabError, match="cannot write"):

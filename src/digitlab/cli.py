@@ -168,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", default="auto", help="auto (bf16 where native), fp32 or bf16")
     p.add_argument("--out", default="runs/latest", help="output folder")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
-    p.add_argument("--val-size", type=int, default=5000, help="validation images held out of training")
+    p.add_argument("--val-size", type=int, default=5000, help="validation images held out of training (0: none)")
     p.add_argument("--log-every", type=int, default=50, help="log the training loss every N steps")
     p.add_argument("--checkpoint-every", type=int, default=0, help="also checkpoint every N steps (0: per epoch)")
     p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
