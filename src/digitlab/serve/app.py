@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import anyio
 import numpy as np
@@ -57,6 +57,7 @@ from digitlab.models import count_parameters, read_meta, resolve_model_path
 from digitlab.predict import load_engine, predict_proba
 
 log = logging.getLogger("digitlab.serve")
+BaseModelT = TypeVar("BaseModelT", bound=BaseModel)
 
 STATIC = Path(__file__).parent / "static"
 MAX_BODY_BYTES = 5 * 1024 * 1024  # a phone photo of a digit is ~3 MB; the canvas sends ~10 KB
@@ -151,39 +152,24 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 
 _FILE = {"type": "string", "format": "binary"}
-PREDICT_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "properties": {"file": {**_FILE, "description": "any image file"}},
-                    "required": ["file"],
-                }
-            },
-            "application/json": {"schema": PixelsRequest.model_json_schema()},
-            "application/octet-stream": {"schema": {**_FILE, "description": "the image file's bytes"}},
-        },
-    }
-}
-BATCH_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "properties": {
-                        "files": {"type": "array", "items": _FILE, "minItems": 1, "maxItems": MAX_BATCH},
-                    },
-                    "required": ["files"],
-                }
-            },
-            "application/json": {"schema": BatchRequest.model_json_schema()},
-        },
-    }
-}
+
+
+def _request_body(field: str, upload: dict[str, Any], json_model: type[BaseModel],
+                  raw: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The OpenAPI request body of a predict route: multipart field `field` holding `upload`, JSON of
+    `json_model`, and, given a `raw` schema, a raw image body (the routes read the request themselves, so
+    FastAPI cannot infer any of this)."""
+    form = {"type": "object", "properties": {field: upload}, "required": [field]}
+    content = {"multipart/form-data": {"schema": form}, "application/json": {"schema": json_model.model_json_schema()}}
+    if raw is not None:
+        content["application/octet-stream"] = {"schema": raw}
+    return {"requestBody": {"required": True, "content": content}}
+
+
+PREDICT_BODY = _request_body("file", {**_FILE, "description": "any image file"}, PixelsRequest,
+                             raw={**_FILE, "description": "the image file's bytes"})
+BATCH_BODY = _request_body("files", {"type": "array", "items": _FILE, "minItems": 1, "maxItems": MAX_BATCH},
+                           BatchRequest)
 
 # ---------------------------------------------------------------------------------------------- errors
 
@@ -335,20 +321,19 @@ def _pixels_to_image(values: list[float]) -> np.ndarray:
     return to_mnist(array)
 
 
-def _from_json_single(body: bytes) -> np.ndarray:
+def _parse_json(schema: type[BaseModelT], body: bytes) -> BaseModelT:
     try:
-        request = PixelsRequest.model_validate_json(body)
+        return schema.model_validate_json(body)
     except ValidationError as exc:
         raise _validation_error(exc) from None
-    return _pixels_to_image(request.pixels)[None]
+
+
+def _from_json_single(body: bytes) -> np.ndarray:
+    return _pixels_to_image(_parse_json(PixelsRequest, body).pixels)[None]
 
 
 def _from_json_batch(body: bytes) -> np.ndarray:
-    try:
-        request = BatchRequest.model_validate_json(body)
-    except ValidationError as exc:
-        raise _validation_error(exc) from None
-    return np.stack([_pixels_to_image(values) for values in request.images])
+    return np.stack([_pixels_to_image(values) for values in _parse_json(BatchRequest, body).images])
 
 
 def _media_type(request: Request) -> str:
