@@ -121,3 +121,16 @@ def test_ensemble_training(synthetic_idx: Path, tmp_path: Path) -> None:
     assert (tmp_path / "member-0" / "model.safetensors").is_file()
     assert (tmp_path / "member-1" / "model.safetensors").is_file()
     assert json.loads((tmp_path / "ensemble.json").read_text())["test_n"] == 200
+
+
+def test_ensemble_without_a_test_split_fails_before_training(tmp_path: Path) -> None:
+    from digitlab.data import kaggle
+    from digitlab.train import train_ensemble
+    from tests.conftest import synthetic_digits
+
+    images, labels = synthetic_digits(300)
+    kaggle.write_kaggle_csv(tmp_path / "train.csv", images, labels)
+    with pytest.raises(DigitlabError, match="test split"):
+        train_ensemble(TrainConfig(data=str(tmp_path / "train.csv"), out=str(tmp_path / "ens"), epochs=1,
+                                   val_size=30, quiet=True), members=2)
+    assert not (tmp_path / "ens").exists()  # no member was trained

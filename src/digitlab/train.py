@@ -24,6 +24,7 @@ import os
 import platform
 import shutil
 import signal
+import statistics
 import sys
 import tempfile
 import time
@@ -468,6 +469,11 @@ def train_ensemble(cfg: TrainConfig, members: int) -> dict[str, Any]:
 
     if members < 2:
         raise DigitlabError(f"--ensemble needs at least 2 members, got {members}")
+    # Checked before training, not after: each member of a source without a test split (a Kaggle
+    # train.csv) would hold out a different test set of its own, so there is nothing common to vote on.
+    test = load(cfg.data, "test")
+    if test is None:
+        raise DigitlabError("--ensemble needs data with a test split to report the ensemble's accuracy")
     out = Path(cfg.out)
     results = []
     for k in range(members):
@@ -477,17 +483,14 @@ def train_ensemble(cfg: TrainConfig, members: int) -> dict[str, Any]:
             results.append(json.loads(done.read_text()))  # finished before an interruption
             continue
         results.append(train(member))
-    test = load(cfg.data, "test")
     model, _ = load_models([out / f"member-{k}" for k in range(members)])
-    if test is None:
-        raise DigitlabError("--ensemble needs data with a test split to report the ensemble's accuracy")
     accuracy = (predict_logits(model, test.images).argmax(1) == test.labels).double().mean().item()
     singles = [r["test_accuracy"] for r in results]
     summary = {
         "members": members,
         "member_test_accuracy": singles,
-        "member_mean": sum(singles) / members,
-        "member_std": (sum((s - sum(singles) / members) ** 2 for s in singles) / max(members - 1, 1)) ** 0.5,
+        "member_mean": statistics.fmean(singles),
+        "member_std": statistics.stdev(singles),
         "ensemble_test_accuracy": accuracy,
         "test_n": len(test),
     }
