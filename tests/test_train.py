@@ -46,6 +46,18 @@ def test_no_validation_split_trains_on_everything(synthetic_idx: Path, tmp_path:
     assert "epoch 2/2 done" in printed and "validation" not in printed
 
 
+def test_elastic_augmentation_is_seeded_and_recorded(synthetic_idx: Path, tmp_path: Path) -> None:
+    def run(name: str, elastic: float) -> dict[str, torch.Tensor]:
+        train(TrainConfig(data=str(synthetic_idx), out=str(tmp_path / name), epochs=1, val_size=100,
+                          batch_size=50, augment=True, elastic=elastic, quiet=True))
+        return weights(tmp_path / name)
+
+    a, b, plain = run("a", 34), run("b", 34), run("plain", 0)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], plain[k]) for k in a)
+    assert json.loads((tmp_path / "a" / "model.json").read_text())["training"]["elastic"] == 34
+
+
 @pytest.mark.mnist
 def test_short_real_mnist_run(tmp_path: Path) -> None:
     metrics = train(quick(tmp_path, epochs=1, limit=6000, batch_size=128))
@@ -99,6 +111,10 @@ def test_bad_arguments_fail_before_training(tmp_path: Path, synthetic_idx: Path)
         train(TrainConfig(data=str(synthetic_idx), out=str(tmp_path), lr=-1))
     with pytest.raises(DigitlabError, match="--val-size"):
         train(TrainConfig(data=str(synthetic_idx), out=str(tmp_path), val_size=-1))
+    with pytest.raises(DigitlabError, match="--elastic .* needs --augment"):
+        train(TrainConfig(data=str(synthetic_idx), out=str(tmp_path), elastic=34))
+    with pytest.raises(DigitlabError, match="--elastic must be"):
+        train(TrainConfig(data=str(synthetic_idx), out=str(tmp_path), augment=True, elastic=-1))
     blocker = tmp_path / "file"
     blocker.write_text("x")
     with pytest.raises(DigitlabError, match="cannot write"):

@@ -50,11 +50,14 @@ from digitlab.predict import as_input
 
 # Per-architecture defaults, chosen by benchmarks/ (see README): each reaches its target accuracy fastest.
 ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
-    "tutorial": {"epochs": 2, "batch_size": 128, "lr": 3e-3, "augment": False, "label_smoothing": 0.0},
-    "fast": {"epochs": 1, "batch_size": 128, "lr": 6e-3, "augment": False, "label_smoothing": 0.0},
+    "tutorial": {"epochs": 2, "batch_size": 128, "lr": 3e-3, "augment": False, "elastic": 0.0,
+                 "label_smoothing": 0.0},
+    "fast": {"epochs": 1, "batch_size": 128, "lr": 6e-3, "augment": False, "elastic": 0.0,
+             "label_smoothing": 0.0},
     # 40 epochs on all 60,000 images (--epochs 40 --val-size 0) took twice as long for +0.02 points over 5
     # seeds, inside the seed spread (benchmarks/results/strong_ensemble.md), so 20 epochs stays the default.
-    "strong": {"epochs": 20, "batch_size": 128, "lr": 3e-3, "augment": True, "label_smoothing": 0.1},
+    "strong": {"epochs": 20, "batch_size": 128, "lr": 3e-3, "augment": True, "elastic": 0.0,
+               "label_smoothing": 0.1},
 }
 
 
@@ -74,6 +77,7 @@ class TrainConfig:
     log_every: int = 50
     checkpoint_every: int = 0
     augment: bool | None = None
+    elastic: float | None = None
     label_smoothing: float | None = None
     limit: int | None = None
     sync_bn: bool = False
@@ -95,6 +99,10 @@ class TrainConfig:
                 raise DigitlabError(f"--{name} must be at least {low}, got {value}")
         if not (cfg.lr > 0 and math.isfinite(cfg.lr)):
             raise DigitlabError(f"--lr must be a positive number, got {cfg.lr}")
+        if not (cfg.elastic >= 0 and math.isfinite(cfg.elastic)):
+            raise DigitlabError(f"--elastic must be a number of pixels >= 0, got {cfg.elastic}")
+        if cfg.elastic > 0 and not cfg.augment:
+            raise DigitlabError("--elastic adds to the augmentation, so it needs --augment")
         if cfg.limit is not None and cfg.limit < 1:
             raise DigitlabError(f"--limit must be at least 1, got {cfg.limit}")
         return cfg
@@ -299,7 +307,7 @@ class Trainer:
         x = as_input(self.train_set.images[index], self.device)
         y = self.train_set.labels[index].to(self.device, non_blocking=True)
         if cfg.augment:
-            x = augment.random_affine(x).contiguous(memory_format=torch.channels_last)
+            x = augment.random_affine(x, elastic=cfg.elastic).contiguous(memory_format=torch.channels_last)
         loss = self.forward_loss(x, y)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
