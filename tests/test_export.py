@@ -12,7 +12,7 @@ import torch
 from digitlab.cli import main
 from digitlab.data import load
 from digitlab.export import export, export_onnx_cached
-from digitlab.models import load_model
+from digitlab.models import ARCHS, build, load_model, save_model
 from digitlab.predict import OnnxEngine, load_engine, predict_logits
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -118,3 +118,18 @@ def test_cli_export_bad_model_is_an_error(tmp_path: Path, capsys: pytest.Capture
         err = capsys.readouterr().err
         assert err.startswith("error: ") and str(model) in err
     assert not (tmp_path / "out.onnx").exists()
+
+
+@pytest.mark.parametrize("arch", list(ARCHS))
+def test_every_arch_exports_to_onnx(arch: str, tmp_path: Path) -> None:
+    # Untrained weights, but with BatchNorm statistics that are not the defaults, so eval-mode BN is exercised.
+    torch.manual_seed(0)
+    model = build(arch)
+    model.train()
+    with torch.no_grad():
+        model(torch.rand(64, 1, 28, 28))
+    save_model(model, {"arch": arch}, tmp_path)
+    path = export(tmp_path / "model.safetensors", "onnx", tmp_path / "model.onnx")
+    image = torch.rand(5, 1, 28, 28)
+    expected = load_model(tmp_path / "model.safetensors")[0](image)
+    np.testing.assert_allclose(OnnxEngine(path)(image).numpy(), expected.detach().numpy(), atol=1e-4)

@@ -23,6 +23,12 @@ def test_tutorial_cnn_is_exactly_the_tutorials() -> None:
     assert model.out.in_features == 32 * 7 * 7 and model.out.out_features == 10
 
 
+def test_every_arch_has_training_defaults() -> None:
+    from digitlab.train import ARCH_DEFAULTS
+
+    assert set(ARCH_DEFAULTS) == set(ARCHS)
+
+
 @pytest.mark.parametrize("arch", list(ARCHS))
 def test_every_arch_maps_digits_to_ten_logits(arch: str) -> None:
     assert build(arch).eval()(torch.rand(3, 1, 28, 28)).shape == (3, 10)

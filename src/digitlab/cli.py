@@ -159,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a model (the tutorial CNN by default)", formatter_class=fmt)
     p.add_argument("--data", help="MNIST folder, Kaggle train.csv or image folder (default: see README)")
-    p.add_argument("--arch", default="tutorial", help="tutorial, fast or strong")
+    p.add_argument("--arch", default="tutorial", help="tutorial, fast, strong or vgg")
     p.add_argument("--epochs", type=int, help="passes over the training set (default: per arch)")
     p.add_argument("--batch-size", type=int, help="images per step and process (default: per arch)")
     p.add_argument("--lr", type=float, help="peak learning rate of the OneCycle schedule (default: per arch)")

@@ -58,6 +58,9 @@ ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
     # seeds, inside the seed spread (benchmarks/results/strong_ensemble.md), so 20 epochs stays the default.
     "strong": {"epochs": 20, "batch_size": 128, "lr": 3e-3, "augment": True, "elastic": 0.0,
                "label_smoothing": 0.1},
+    # The strong recipe unchanged, so that a mixed ensemble differs in architecture only.
+    "vgg": {"epochs": 20, "batch_size": 128, "lr": 3e-3, "augment": True, "elastic": 0.0,
+            "label_smoothing": 0.1},
 }
 
 

@@ -24,11 +24,13 @@ from digitlab.fileio import atomic_write_bytes, atomic_write_text
 from digitlab.models.fast import FastCNN
 from digitlab.models.strong import StrongCNN
 from digitlab.models.tutorial import TutorialCNN
+from digitlab.models.vgg import VggCNN
 
 ARCHS: dict[str, Callable[[], nn.Module]] = {
     "tutorial": TutorialCNN,
     "fast": FastCNN,
     "strong": StrongCNN,
+    "vgg": VggCNN,
 }
 FORMAT = "digitlab/1"
 
