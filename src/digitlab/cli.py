@@ -173,8 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-every", type=int, default=0, help="also checkpoint every N steps (0: per epoch)")
     p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
                    help="random rotation/scale/shift (default: per arch)")
-    p.add_argument("--elastic", type=float, metavar="PIXELS",
-                   help="add elastic distortion of this strength to --augment (Simard's 34; default: 0, off)")
+    p.add_argument("--elastic", type=float, default=0.0, metavar="PIXELS",
+                   help="add elastic distortion of this strength to --augment (Simard's 34; 0: off)")
     p.add_argument("--label-smoothing", type=float, help="(default: per arch)")
     p.add_argument("--limit", type=int, help="train on the first N images only (quick checks)")
     p.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm across processes")
