@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from digitlab.data import load
-from digitlab.models import load_model
+from digitlab.models import load_models
 from digitlab.predict import predict_proba
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,11 +47,9 @@ def main() -> None:
     test = load(args.data, "test")
     if test is None:
         raise SystemExit(f"error: {args.data} has no test split")
-    per_view = [torch.zeros(len(test), 10) for _ in range(7)]
-    for path in args.model:
-        model, _ = load_model(path)
-        for k, images in enumerate(views(test.images)):
-            per_view[k] += predict_proba(model, images)
+    # load_models votes by averaged probabilities, so each entry is the ensemble's answer for one view.
+    model, _ = load_models(args.model)
+    per_view = [predict_proba(model, images) for images in views(test.images)]
 
     def accuracy(n_views: int) -> float:
         votes = torch.stack(per_view[:n_views]).sum(0)
