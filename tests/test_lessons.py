@@ -1,21 +1,27 @@
-"""The tutorial's five lessons: their numbers, their figures, the index page and the command-line glue."""
+"""The tutorial's six lessons: their numbers, their figures, the index page and the command-line glue."""
 
 from __future__ import annotations
 
 import argparse
 import io
+import json
 import statistics
+import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from matplotlib.figure import Figure
 from PIL import Image
 from rich.console import Console
 
 from digitlab import lessons
 from digitlab.errors import DigitlabError
-from digitlab.lessons import activations, autograd, classification, regression, tensors
+from digitlab.lessons import activations, autograd, classification, cnn, cnn_figures, regression, tensors
+from digitlab.models import count_parameters, load_model, shipped_weights
+from digitlab.models.tutorial import TutorialCNN
 
 SEEDS = range(10)
 
@@ -156,7 +162,11 @@ def all_out(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     real = sys.stdout
     sys.stdout = stdout  # rich's Console writes to whatever sys.stdout is at print time.
     try:
-        assert lessons.run(parse("all", "--out", str(out))) == 0
+        with pytest.MonkeyPatch.context() as patch:
+            # The CNN's 400 steps are measured by hand (README); 20 steps, a frame every 5, test the plumbing.
+            patch.setattr(cnn, "STEPS", 20)
+            patch.setattr(cnn, "EVERY", 5)
+            assert lessons.run(parse("all", "--out", str(out))) == 0
     finally:
         sys.stdout = real
     return out, stdout.getvalue()
@@ -169,11 +179,19 @@ def test_all_writes_valid_figures(all_out: tuple[Path, str]) -> None:
         "activations.png",
         "classification.gif",
         "classification.png",
+        "confusion.png",
+        "embedding.gif",
+        "embedding.png",
+        "feature_maps.png",
+        "filters.png",
         "index.html",
+        "mistakes.png",
         "regression.gif",
         "regression.png",
         "softmax.png",
     ]  # ... and no temporary files left behind.
+    with Image.open(out / "embedding.gif") as image:
+        assert image.n_frames == 5  # Steps 0, 5, 10, 15, 20 of the shortened CNN run.
     for name in ["activations.png", "softmax.png", "regression.png", "classification.png"]:
         with Image.open(out / name) as image:
             image.verify()
@@ -193,7 +211,7 @@ def test_all_writes_valid_figures(all_out: tuple[Path, str]) -> None:
 def test_all_writes_an_index_page(all_out: tuple[Path, str]) -> None:
     out, stdout = all_out
     page = (out / "index.html").read_text(encoding="utf-8")
-    for name in ["activations.png", "softmax.png", "regression.gif", "classification.png"]:
+    for name in ["activations.png", "softmax.png", "regression.gif", "classification.png", "embedding.gif"]:
         assert f'src="{name}"' in page  # Relative links: the folder can be moved as a whole.
     assert str(out) not in page
     # The lessons appear in order, with what they printed, HTML-escaped.
@@ -202,7 +220,10 @@ def test_all_writes_an_index_page(all_out: tuple[Path, str]) -> None:
     assert "Can&#x27;t call numpy()" in page
     assert "1D tensors expected" in page
     assert "final accuracy" in page
-    assert page.count("<pre>") >= 10
+    assert "416 + 12,832 + 15,690 = 28,938" in page
+    assert "Lesson 6" in page and "six lessons" in page
+    assert "step   20 | train loss:" in page and "clusters:" in page
+    assert page.count("<pre>") >= 12
     # Stdout carries the same lessons and says where the files went.
     assert "final MSE" in stdout and "index.html" in stdout
 
@@ -261,6 +282,12 @@ def test_text_lessons_need_no_folder(tmp_path: Path, capsys: pytest.CaptureFixtu
         (["all", "--hidden", "0"], "--hidden"),
         (["regression", "--seed", "-1"], "--seed"),
         (["tensors", "--steps", "5"], "only applies"),
+        (["cnn", "--points", "5"], "--points only applies to the regression and classification"),
+        (["regression", "--model", "tutorial"], "only applies to the cnn lesson"),
+        (["cnn", "--model", "strong"], "'strong' model"),
+        (["cnn", "--model", "tutorial", "--steps", "5"], "give one or other"),
+        (["cnn", "--data", "no-such-folder"], "no such file"),
+        (["cnn", "--steps", "0"], "--steps"),
     ],
 )
 def test_bad_input_is_a_digitlab_error(argv: list[str], message: str, tmp_path: Path) -> None:
@@ -307,6 +334,7 @@ def test_show_draws_live_and_writes_nothing(monkeypatch: pytest.MonkeyPatch, tmp
         out = tmp_path / "out"
         assert lessons.run(parse("regression", "--show", "--steps", "10", "--out", str(out))) == 0
         assert lessons.run(parse("activations", "--show", "--out", str(out))) == 0
+        assert lessons.run(parse("cnn", "--show", "--steps", "10", "--out", str(out))) == 0
         assert not out.exists()
         assert plt.get_fignums() == []  # Every window was closed again.
     finally:
@@ -319,3 +347,188 @@ def test_regression_slow_run_is_not_blamed_on_dead_relus() -> None:
     text = " ".join(console.file.getvalue().split())  # Undo rich's line wrapping.
     assert result.stuck and result.dead_at_end < result.hidden // 2
     assert "slow rather than dead" in text and "got stuck" not in text
+
+
+@pytest.mark.parametrize("terminal", [True, False])
+def test_training_log_keeps_the_progress_bar_out_of_the_record(terminal: bool) -> None:
+    from digitlab.lessons import report
+
+    console = Console(file=io.StringIO(), record=True, force_terminal=terminal, width=80)
+    console.print("before")
+    with report.TrainingLog(console, total=3) as log:
+        for step in range(3):
+            log.advance()
+            log.print(f"step {step}")
+    console.print("after")
+    # On a terminal the bar was drawn; the record (and so index.html) holds only the printed lines, once each.
+    assert ("━" in console.file.getvalue()) == terminal
+    assert console.export_text() == "before\nstep 0\nstep 1\nstep 2\nafter\n"
+    assert console.record
+
+
+# --- lesson 6: the CNN -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cnn_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[cnn.CnnResult, str, Path]:
+    """A short CNN lesson on the real MNIST: 40 steps with a look every 5 at 1,000 test digits, figures and all."""
+    out = tmp_path_factory.mktemp("cnn")
+    console = quiet()
+    result = cnn.lesson(seed=1, steps=40, every=5, test_digits=1000, out=out, console=console)
+    return result, " ".join(console.file.getvalue().split()), out  # Undo rich's line wrapping.
+
+
+def test_cnn_parameters_per_layer_add_up() -> None:
+    net = TutorialCNN()
+    conv1 = 16 * 1 * 5 * 5 + 16
+    conv2 = 32 * 16 * 5 * 5 + 32
+    out = 10 * (32 * 7 * 7) + 10
+    assert (conv1, conv2, out) == (416, 12_832, 15_690)
+    assert conv1 + conv2 + out == count_parameters(net) == 28_938
+
+
+def test_cnn_prints_and_returns_the_parameter_count(cnn_run: tuple) -> None:
+    result, text, _ = cnn_run
+    assert result.parameters == {"conv1": 416, "conv2": 12_832, "out": 15_690}
+    assert result.total_parameters == sum(result.parameters.values()) == 28_938
+    assert "416 + 12,832 + 15,690 = 28,938" in text
+    assert "16·1·5·5 + 16" in text and "10·1568 + 10" in text
+
+
+def test_cnn_default_run_is_a_few_hundred_steps_with_enough_frames() -> None:
+    frames = cnn.checkpoint_steps(cnn.STEPS, cnn.EVERY)
+    assert 200 <= cnn.STEPS <= 600 and cnn.EVERY == 50  # The tutorial printed every 50 steps.
+    assert frames[0] == 0 and frames[-1] == cnn.STEPS and len(frames) >= 8
+    assert cnn.checkpoint_steps(12, 5) == [0, 5, 10, 12]  # The last step always gets a frame.
+
+
+def test_cnn_trains_and_prints_every_checkpoint(cnn_run: tuple) -> None:
+    result, text, _ = cnn_run
+    steps = [point.step for point in result.checkpoints]
+    assert steps == list(range(0, 41, 5))
+    assert len(result.losses) == 40
+    first, last = result.checkpoints[0], result.checkpoints[-1]
+    assert first.train_loss is None and last.train_loss == pytest.approx(np.mean(result.losses[35:]))
+    # 40 steps already teach it most digits, and its map of digits pulls apart.
+    assert first.test_accuracy < 0.3 < 0.8 < last.test_accuracy
+    assert last.test_loss < first.test_loss
+    assert last.separation > first.separation
+    for point in result.checkpoints:
+        assert f"step {point.step} |" in text
+        assert f"test accuracy: {point.test_accuracy:.2f} | clusters: {point.separation:.0%}" in text
+    assert result.filter_change is not None and result.filter_change > 0.05
+
+
+def test_cnn_writes_its_figures(cnn_run: tuple) -> None:
+    result, _, out = cnn_run
+    names = ["filters.png", "feature_maps.png", "mistakes.png", "confusion.png", "embedding.png", "embedding.gif"]
+    assert [p.name for p in result.figures] == names
+    assert sorted(p.name for p in out.iterdir()) == sorted(names)
+    for name in names[:-1]:
+        with Image.open(out / name) as image:
+            image.verify()
+    with Image.open(out / "embedding.gif") as gif:
+        assert gif.is_animated and gif.n_frames == len(result.checkpoints) == 9
+    assert (out / "embedding.gif").stat().st_size < 600_000
+    # The panels actually drawn: 16 filters; the input, one map before and after pooling, 16 maps, 32 maps;
+    # one digit per mistake shown; one confusion matrix.
+    assert result.panels == {
+        "filters.png": 16,
+        "feature_maps.png": 3 + 16 + 32,
+        "mistakes.png": min(cnn.GALLERY, len(result.mistakes)),
+        "confusion.png": 1,
+    }
+    assert len(result.mistakes) > cnn.GALLERY  # After 40 steps there are plenty to show.
+
+
+def test_cnn_figure_panels_show_the_numbers_they_claim() -> None:
+    weight = np.random.default_rng(0).normal(size=(16, 1, 5, 5))
+    fig = Figure()
+    cnn_figures.draw_filters(fig, weight)
+    drawn = [ax.images[0].get_array() for ax in fig.axes if ax.images]
+    assert len(drawn) == 16
+    for i, image in enumerate(drawn):
+        np.testing.assert_array_equal(image, weight[i, 0])
+
+    fig = Figure()
+    rng = np.random.default_rng(1)
+    before = rng.random((16, 28, 28))
+    cnn_figures.draw_feature_maps(
+        fig, rng.random((28, 28)), 7, before, rng.random((16, 14, 14)), rng.random((32, 7, 7)), shown=3
+    )
+    shapes = [ax.images[0].get_array().shape for ax in fig.axes if ax.images]
+    assert shapes.count((14, 14)) == 16 + 1 and shapes.count((7, 7)) == 32 and shapes.count((28, 28)) == 2
+    np.testing.assert_array_equal(fig.axes[1].images[0].get_array(), before[3])
+
+
+def test_cnn_mistakes_and_confusion_agree(cnn_run: tuple) -> None:
+    result, text, _ = cnn_run
+    counts = np.array(result.confusion)
+    assert counts.sum() == 1000
+    assert len(result.mistakes) == 1000 - np.trace(counts)
+    assert result.accuracy == pytest.approx(np.trace(counts) / 1000)
+    confidences = [m.p_read for m in result.mistakes]
+    assert confidences == sorted(confidences, reverse=True)
+    for m in result.mistakes:
+        assert m.read != m.true and m.p_read >= m.p_second and m.second != m.read
+    both_ways = counts + counts.T
+    np.fill_diagonal(both_ways, 0)
+    a, b = result.most_confused
+    assert both_ways[a, b] == both_ways.max()
+    assert f"The most confused pair is {a} and {b}" in text
+
+
+def test_cnn_features_are_the_models_own_forward() -> None:
+    from digitlab.data.idx import load_idx_split
+
+    net, _ = load_model("tutorial")
+    images, _ = load_idx_split(Path(__file__).resolve().parents[1] / "data" / "mnist", "test")
+    features, logits = cnn.last_layer_input(net, images[:150])
+    assert features.shape == (150, 1568)
+    with torch.no_grad():
+        expected = net(images[:150].unsqueeze(1).float() / 255)
+    torch.testing.assert_close(logits, expected, atol=1e-4, rtol=1e-4)
+
+
+def test_cnn_seed_makes_runs_identical() -> None:
+    a = cnn.lesson(seed=3, steps=10, every=5, test_digits=500, console=quiet())
+    b = cnn.lesson(seed=3, steps=10, every=5, test_digits=500, console=quiet())
+    c = cnn.lesson(seed=4, steps=10, every=5, test_digits=500, console=quiet())
+    assert a.losses == b.losses and a.checkpoints == b.checkpoints
+    np.testing.assert_array_equal(a.embedding, b.embedding)
+    assert a.mistakes == b.mistakes and a.confusion == b.confusion
+    assert a.losses != c.losses
+    assert a.figures == []  # No --out, nothing drawn.
+
+
+def test_cnn_map_of_digits_numbers() -> None:
+    labels = np.repeat(np.arange(10), 20)
+    points = np.stack([labels * 10.0, np.zeros(200)], axis=1)
+    assert cnn_figures.separation(points, labels) == pytest.approx(1.0)  # Each digit is a single point.
+    mixed = np.random.default_rng(0).normal(size=(200, 2))
+    assert cnn_figures.separation(mixed, labels) < 0.15
+    features = torch.from_numpy(np.random.default_rng(1).normal(size=(300, 40))).float()
+    features[:, 0] *= 10  # The direction of most spread.
+    xy = cnn_figures.pca_2d(features, None)
+    assert abs(np.corrcoef(xy[:, 0], features[:, 0].numpy())[0, 1]) > 0.99
+    flipped = cnn_figures.pca_2d(features, -xy)  # Agrees in sign with the frame before it.
+    np.testing.assert_allclose(flipped, -xy, atol=1e-4)
+
+
+def test_cnn_lesson_opens_up_a_given_model(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "digitlab", "lesson", "cnn", "--model", "tutorial", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    stdout = " ".join(result.stdout.split())
+    meta = json.loads(shipped_weights("tutorial").with_suffix(".json").read_text())
+    # Nothing trained: the numbers are the shipped model's own.
+    assert "nothing is trained" in stdout and "step 50 |" not in stdout
+    assert f"reads {meta['metrics']['test_accuracy']:.2%} correctly" in stdout
+    assert "416 + 12,832 + 15,690 = 28,938" in stdout
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["confusion.png", "embedding.png", "feature_maps.png", "filters.png", "mistakes.png"]
+

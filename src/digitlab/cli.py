@@ -216,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dest", help="folder (default: the user cache)")
     p.set_defaults(func=_data_download)
 
-    p = sub.add_parser("lesson", help="run one of the tutorial's five lessons (or all)", formatter_class=fmt)
+    p = sub.add_parser("lesson", help="run one of the tutorial's six lessons (or all)", formatter_class=fmt)
     from digitlab import lessons
 
     lessons.add_arguments(p)

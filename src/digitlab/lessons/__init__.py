@@ -1,4 +1,4 @@
-"""The PyTorch tutorial's five lessons, after Morvan's scripts 201–302, for today's PyTorch.
+"""The PyTorch tutorial's six lessons, after Morvan's scripts 201–401, for today's PyTorch.
 
 Each lesson is one short module meant to be read top to bottom:
 
@@ -7,11 +7,13 @@ Each lesson is one short module meant to be read top to bottom:
 3. `activations`    — relu, sigmoid, tanh, softplus in the tutorial's 2×2 figure; softmax on its own.
 4. `regression`     — a 1→10→1 net fits y = x² + noise, drawn as it learns.
 5. `classification` — a 2→10→2 net separates two Gaussian clouds, drawn as it learns.
+6. `cnn`            — the tutorial's CNN opened up: filters, feature maps, its map of digits, its mistakes.
 
 From the command line::
 
     digitlab lesson regression --steps 200
-    digitlab lesson all --out lessons-out      # all five, plus lessons-out/index.html
+    digitlab lesson cnn --model tutorial       # the shipped CNN, opened up without training it
+    digitlab lesson all --out lessons-out      # all six, plus lessons-out/index.html
 
 From Python every lesson is a function that returns its numbers and draws nothing unless given `out`::
 
@@ -37,24 +39,28 @@ __all__ = ["LESSONS", "add_arguments", "lesson_module", "run"]
 
 # The lessons in the tutorial's order; `lesson all` runs them in this order too. The modules are imported
 # only when a lesson runs, so building the `digitlab` command line does not pay for matplotlib.
-LESSONS: tuple[str, ...] = ("tensors", "autograd", "activations", "regression", "classification")
+LESSONS: tuple[str, ...] = ("tensors", "autograd", "activations", "regression", "classification", "cnn")
 
 
 def lesson_module(name: str) -> ModuleType:
     return importlib.import_module(f"digitlab.lessons.{name}")
 
 
-# Lessons that draw figures, and the ones that train a net and so take --steps, --lr, --points, --hidden.
-DRAWING = ("activations", "regression", "classification")
-TRAINING = ("regression", "classification")
+# Lessons that draw figures, and the overrides each lesson that trains a net takes.
+DRAWING = ("activations", "regression", "classification", "cnn")
 OVERRIDES = ("steps", "lr", "points", "hidden")
+TAKES: dict[str, tuple[str, ...]] = {
+    "regression": OVERRIDES,
+    "classification": OVERRIDES,
+    "cnn": ("steps", "lr"),
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the `lesson` subcommand's arguments to `parser`."""
     if parser.description is None:
         parser.description = (
-            "Run one of the PyTorch tutorial's five lessons (after Morvan's scripts 201-302), or all of "
+            "Run one of the PyTorch tutorial's six lessons (after Morvan's scripts 201-401), or all of "
             "them. Figures are written as PNG and GIF files into --out; 'all' also writes index.html there."
         )
     parser.add_argument(
@@ -83,14 +89,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="open live matplotlib windows instead of writing files (needs a display)",
     )
     group = parser.add_argument_group(
-        "lesson overrides", "for regression and classification; by default the tutorial's own numbers"
+        "lesson overrides", "for regression, classification and cnn; by default the tutorial's own numbers"
     )
-    group.add_argument("--steps", type=int, metavar="N", help="training steps (tutorial: 100)")
+    group.add_argument("--steps", type=int, metavar="N", help="training steps (tutorial: 100; cnn: 400)")
     group.add_argument(
         "--lr",
         type=float,
         metavar="RATE",
-        help="SGD learning rate (tutorial: 0.5 regression, 0.02 classification)",
+        help="learning rate (tutorial: SGD 0.5 regression, 0.02 classification; Adam 0.001 cnn)",
     )
     group.add_argument(
         "--points",
@@ -99,6 +105,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="data points: regression in all, classification per cloud (tutorial: 100)",
     )
     group.add_argument("--hidden", type=int, metavar="N", help="hidden ReLUs (tutorial: 10)")
+    group = parser.add_argument_group("cnn lesson")
+    group.add_argument(
+        "--model",
+        metavar="NAME|DIR",
+        help="open up a trained tutorial CNN instead of training one: 'tutorial' (shipped) or a run folder",
+    )
+    group.add_argument("--data", metavar="PATH", help="MNIST folder, Kaggle CSV or image folder (default: MNIST)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -115,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
     show = bool(getattr(args, "show", False))
     seed = report.check_int("--seed", getattr(args, "seed", 0), 0, 2**63 - 1)
     overrides = _overrides(args, names)
+    cnn_options = _cnn_options(args, names, overrides)
 
     # Check everything that can fail before the first lesson runs, so a bad option costs no waiting.
     drawing = any(n in DRAWING for n in names)
@@ -131,7 +145,13 @@ def run(args: argparse.Namespace) -> int:
         console.export_text(clear=True)  # The rule is for the terminal; the page has its own headings.
 
         result = _run_lesson(
-            lesson_name, seed=seed, out=None if show else out, show=show, console=console, overrides=overrides
+            lesson_name,
+            seed=seed,
+            out=None if show else out,
+            show=show,
+            console=console,
+            overrides=overrides,
+            cnn_options=cnn_options,
         )
         # Rich pads table rows to the console width; the page does not need the trailing spaces.
         text = "\n".join(line.rstrip() for line in console.export_text(clear=True).splitlines())
@@ -150,16 +170,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _overrides(args: argparse.Namespace, names: list[str]) -> dict[str, object]:
-    """The --steps/--lr/--points/--hidden the learner gave, checked; an error if no chosen lesson trains."""
+    """The --steps/--lr/--points/--hidden the learner gave, checked; an error if no chosen lesson takes one."""
     from digitlab.lessons import report
 
     given = {key: getattr(args, key) for key in OVERRIDES if getattr(args, key, None) is not None}
-    if given and not any(n in TRAINING for n in names):
-        options = ", ".join(f"--{key}" for key in given)
-        verb = "applies" if len(given) == 1 else "apply"
-        raise DigitlabError(
-            f"{options} only {verb} to the regression and classification lessons, not {names[0]}"
-        )
+    for key in given:
+        if not any(key in TAKES.get(n, ()) for n in names):
+            takers = [n for n in LESSONS if key in TAKES.get(n, ())]
+            which = " and ".join([", ".join(takers[:-1]), takers[-1]])
+            raise DigitlabError(f"--{key} only applies to the {which} lessons, not {names[0]}")
     if "steps" in given:
         report.check_int("--steps", given["steps"], 1, 100_000)
     if "points" in given:
@@ -169,6 +188,27 @@ def _overrides(args: argparse.Namespace, names: list[str]) -> dict[str, object]:
     if "lr" in given:
         given["lr"] = report.check_lr(given["lr"])
     return given
+
+
+def _cnn_options(args: argparse.Namespace, names: list[str], overrides: dict[str, object]) -> dict[str, object]:
+    """--model and --data for the cnn lesson, checked before any lesson runs."""
+    from digitlab.models import describe_models
+
+    options = {key: getattr(args, key) for key in ("model", "data") if getattr(args, key, None) is not None}
+    if options and "cnn" not in names:
+        raise DigitlabError(f"--{next(iter(options))} only applies to the cnn lesson, not {names[0]}")
+    if "data" in options and not Path(options["data"]).exists():
+        raise DigitlabError(f"--data {options['data']}: no such file or folder")
+    if "model" in options:
+        if names == ["cnn"] and ("steps" in overrides or "lr" in overrides):
+            raise DigitlabError("--steps and --lr train the CNN, but --model loads a trained one; give one or other")
+        arch = describe_models([options["model"]])["arch"]
+        if arch != "tutorial":
+            raise DigitlabError(
+                f"--model {options['model']} is a '{arch}' model; the cnn lesson opens up the tutorial's CNN "
+                "(--model tutorial, or the folder of a `digitlab train --arch tutorial` run)"
+            )
+    return options
 
 
 def _prepare_folder(out: Path) -> None:
@@ -184,7 +224,14 @@ def _prepare_folder(out: Path) -> None:
 
 
 def _run_lesson(
-    name: str, *, seed: int, out: Path | None, show: bool, console: Console, overrides: dict[str, object]
+    name: str,
+    *,
+    seed: int,
+    out: Path | None,
+    show: bool,
+    console: Console,
+    overrides: dict[str, object],
+    cnn_options: dict[str, object] | None = None,
 ) -> object:
     """Call one lesson with the arguments it takes."""
     if name not in LESSONS:
@@ -194,4 +241,10 @@ def _run_lesson(
         return module.lesson(console=console)
     if name == "activations":
         return module.lesson(out=out, show=show, console=console)
-    return module.lesson(seed=seed, out=out, show=show, console=console, **overrides)
+    takes = {key: value for key, value in overrides.items() if key in TAKES[name]}
+    if name == "cnn":
+        cnn_options = cnn_options or {}
+        if "model" in cnn_options:
+            takes = {}  # `all --model ... --steps N`: the steps are for the lessons that train.
+        return module.lesson(seed=seed, out=out, show=show, console=console, **takes, **cnn_options)
+    return module.lesson(seed=seed, out=out, show=show, console=console, **takes)

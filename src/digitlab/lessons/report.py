@@ -27,7 +27,10 @@ import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image
-from rich.console import Console
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from digitlab.errors import DigitlabError
 from digitlab.fileio import atomic_write, atomic_write_text
@@ -120,6 +123,56 @@ def make_console(record: bool = False) -> Console:
     return console
 
 
+class TrainingLog:
+    """A progress bar under the lines a training loop prints, which leaves only the lines behind.
+
+    Rich records every refresh of a live display, so on a terminal a plain progress bar would land in the
+    index page as dozens of half-drawn bars. Here the lines and the bar are one transient display while the
+    console's recording is paused; when training ends the display vanishes and the same lines are printed
+    once more, for good and for the record. Off a terminal there is no bar: each line is printed as it comes.
+
+        with report.TrainingLog(console, total=steps) as log:
+            for step in ...:
+                log.advance()
+                log.print(f"step {step} | loss ...")
+    """
+
+    def __init__(self, console: Console, total: int, label: str = "training") -> None:
+        self.console = console
+        self.lines: list[Text] = []
+        self.bar = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        self.task = self.bar.add_task(label, total=total)
+        self.live: Live | None = None
+        self.recording = console.record
+
+    def __enter__(self) -> TrainingLog:
+        if self.console.is_terminal:
+            self.console.record = False
+            self.live = Live(console=self.console, transient=True, refresh_per_second=8)
+            self.live.update(Group(*self.lines, self.bar))
+            self.live.start()
+        return self
+
+    def print(self, line: str) -> None:
+        text = Text(line)
+        if self.live is None:
+            self.console.print(text)
+            return
+        self.lines.append(text)
+        self.live.update(Group(*self.lines, self.bar))
+
+    def advance(self) -> None:
+        self.bar.advance(self.task)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.live is None:
+            return
+        self.live.stop()
+        self.console.record = self.recording
+        for line in self.lines:
+            self.console.print(line)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Figures: headless Agg by default, a live pyplot window with --show.
 # ---------------------------------------------------------------------------------------------------------
@@ -182,27 +235,29 @@ class Movie:
     exactly what the tutorial's `plt.pause(0.1)` did.
     """
 
-    def __init__(self, fig: Figure, show: bool) -> None:
+    def __init__(self, fig: Figure, show: bool, frame_ms: int = FRAME_MS, colors: int = 64) -> None:
         self.fig = fig
         self.show = show
+        self.frame_ms = frame_ms
+        self.colors = colors
         self.frames: list[Image.Image] = []
 
     def frame(self) -> None:
         if self.show:
             import matplotlib.pyplot as plt
 
-            plt.pause(FRAME_MS / 1000)
+            plt.pause(self.frame_ms / 1000)
             return
         canvas = self.fig.canvas
         canvas.draw()
         rgb = Image.fromarray(np.asarray(canvas.buffer_rgba())).convert("RGB")
         # A 64-colour adaptive palette is plenty for flat plots and keeps the file small.
-        self.frames.append(rgb.quantize(colors=64, method=Image.Quantize.MEDIANCUT))
+        self.frames.append(rgb.quantize(colors=self.colors, method=Image.Quantize.MEDIANCUT))
 
     def save(self, path: Path) -> Path:
         if not self.frames:
             raise ValueError("no frames were recorded")
-        durations = [FRAME_MS] * (len(self.frames) - 1) + [LAST_FRAME_MS]
+        durations = [self.frame_ms] * (len(self.frames) - 1) + [LAST_FRAME_MS]
         with atomic_write(path, "wb") as fh:
             self.frames[0].save(
                 fh,
@@ -284,11 +339,11 @@ def write_index(out: Path, sections: Sequence[Section]) -> Path:
         '<html lang="en">',
         '<head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        "<title>digitlab — the PyTorch tutorial's five lessons</title>",
+        "<title>digitlab — the PyTorch tutorial's six lessons</title>",
         f"<style>{_CSS}</style></head>",
         "<body>",
-        "<h1>The PyTorch tutorial's five lessons</h1>",
-        "<p>After Morvan's PyTorch tutorial (scripts 201–302), rewritten for today's PyTorch. "
+        "<h1>The PyTorch tutorial's six lessons</h1>",
+        "<p>After Morvan's PyTorch tutorial (scripts 201–401), rewritten for today's PyTorch. "
         "Each section shows what the lesson printed and the figures it drew.</p>",
         "<nav>"
         + "".join(f'<a href="#{html.escape(s.name)}">{html.escape(s.title)}</a>' for s in sections)
