@@ -23,17 +23,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from digitlab.data import load  # noqa: E402
+from digitlab.engine import CPU_CHUNK, Engine, OnnxEngine, TorchEngine  # noqa: E402
 from digitlab.export import onnx_bytes  # noqa: E402
 from digitlab.models import build  # noqa: E402
-from digitlab.predict import CPU_CHUNK, OnnxEngine, predict_logits  # noqa: E402
 
 
-def images_per_second(model: torch.nn.Module, images: torch.Tensor) -> float:
-    predict_logits(model, images[:2048])
+def images_per_second(engine: Engine, images: torch.Tensor) -> float:
+    engine.logits(images[:2048])
     times = []
     for _ in range(5):
         start = time.perf_counter()
-        predict_logits(model, images)
+        engine.logits(images)
         times.append(time.perf_counter() - start)
     return len(images) / statistics.median(times)
 
@@ -44,7 +44,7 @@ def measure(arch: str, engine: str) -> float:
     test = load(ROOT / "data" / "mnist", "test")
     model = build(arch).eval()
     if engine == "torch":
-        return images_per_second(model, test.images)
+        return images_per_second(TorchEngine(model), test.images)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "m.onnx"
         path.write_bytes(onnx_bytes(model))
@@ -63,7 +63,7 @@ def main() -> None:
         rows.append((arch, *rates))
         print(f"{arch}: torch {rates[0]:,.0f} img/s, onnx {rates[1]:,.0f} img/s", flush=True)
     lines = [f"Machine: {platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}. "
-             f"Whole MNIST test set (10,000 digits) through `predict_logits` (chunks of {CPU_CHUNK}), fp32, "
+             f"Whole MNIST test set (10,000 digits) through `Engine.logits` (chunks of {CPU_CHUNK}), fp32, "
              "median of 5 runs, each engine in its own process.", "",
              "| arch | torch img/s | onnxruntime img/s | onnx / torch |", "|---|---:|---:|---:|"]
     lines += [f"| {a} | {t:,.0f} | {o:,.0f} | {o / t:.2f}x |" for a, t, o in rows]

@@ -89,7 +89,8 @@ def api_server(real_model: Path) -> Iterator[str]:
 
     Its body timeout is 2 s (15 s in `digitlab serve`) so that the slow-client test finishes quickly.
     """
-    from digitlab.serve.app import create_app, running
+    from digitlab.serve.app import create_app
+    from digitlab.serve.server import running
 
     with running(create_app(real_model, body_timeout=2.0)) as url:
         yield url

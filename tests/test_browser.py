@@ -78,7 +78,8 @@ def shipped_server() -> Iterator[str]:
     DIGITLAB_SERVE_TEST_MODEL may point at other weights, for working on the page before weights ship.
     """
     from digitlab.models import shipped_weights
-    from digitlab.serve.app import create_app, running
+    from digitlab.serve.app import create_app
+    from digitlab.serve.server import running
 
     model = Path(os.environ.get("DIGITLAB_SERVE_TEST_MODEL") or shipped_weights())
     if not (model / "model.safetensors" if model.is_dir() else model).is_file():

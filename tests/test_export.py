@@ -11,9 +11,9 @@ import torch
 
 from digitlab.cli import main
 from digitlab.data import load
+from digitlab.engine import OnnxEngine, TorchEngine, load_engine
 from digitlab.export import export, export_onnx_cached
 from digitlab.models import ARCHS, build, load_model, save_model
-from digitlab.predict import OnnxEngine, load_engine, predict_logits
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.mnist
@@ -29,7 +29,7 @@ def test_digits() -> torch.Tensor:
 @pytest.fixture(scope="module")
 def torch_logits(real_model: Path, test_digits: torch.Tensor) -> torch.Tensor:
     model, _ = load_model(real_model)
-    return predict_logits(model, test_digits)
+    return TorchEngine(model).logits(test_digits)
 
 
 def assert_agree(logits: torch.Tensor, reference: torch.Tensor, tolerance: float) -> None:
@@ -43,13 +43,14 @@ def test_onnx_runtime_agrees_with_torch_on_all_test_digits(real_model: Path, tmp
                                                            test_digits: torch.Tensor,
                                                            torch_logits: torch.Tensor) -> None:
     path = export(real_model, "onnx", tmp_path / "model.onnx")
-    assert_agree(predict_logits(OnnxEngine(path), test_digits), torch_logits, 1e-4)
+    assert_agree(OnnxEngine(path).logits(test_digits), torch_logits, 1e-4)
 
 
 def test_onnx_engine_of_predict_agrees_and_is_cached(real_model: Path, test_digits: torch.Tensor,
                                                      torch_logits: torch.Tensor) -> None:
     engine = load_engine(real_model, "onnx")  # exported on the fly into $DIGITLAB_CACHE (a temp dir here)
-    assert_agree(predict_logits(engine, test_digits), torch_logits, 1e-4)
+    assert isinstance(engine, OnnxEngine)
+    assert_agree(engine.logits(test_digits), torch_logits, 1e-4)
     cached = export_onnx_cached(real_model)
     assert cached.is_relative_to(os.environ["DIGITLAB_CACHE"])
     stamp = cached.stat().st_mtime_ns
@@ -64,9 +65,10 @@ def test_onnx_file_is_valid_and_has_a_dynamic_batch_axis(real_model: Path, tmp_p
     onnx.checker.check_model(graph)
     assert [i.name for i in graph.graph.input] == ["image"]
     assert [o.name for o in graph.graph.output] == ["logits"]
-    engine = OnnxEngine(path)
+    session = OnnxEngine(path).session  # the raw session: any batch size in one call, not the engine's chunks
     for batch in (1, 7, 300):
-        assert engine(torch.rand(batch, 1, 28, 28)).shape == (batch, 10)
+        assert session.run(None, {"image": np.random.rand(batch, 1, 28, 28).astype(np.float32)})[0].shape == \
+            (batch, 10)
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
@@ -74,7 +76,7 @@ def test_torchscript_loads_and_agrees(real_model: Path, tmp_path: Path, test_dig
                                       torch_logits: torch.Tensor) -> None:
     path = export(real_model, "torchscript", tmp_path / "model.pt")
     scripted = torch.jit.load(str(path))
-    assert_agree(predict_logits(scripted, test_digits), torch_logits, 1e-4)
+    assert_agree(TorchEngine(scripted).logits(test_digits), torch_logits, 1e-4)
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
@@ -84,10 +86,10 @@ def test_cli_export_writes_a_loadable_file(real_model: Path, tmp_path: Path, fmt
     output = tmp_path / "new" / "folder" / f"model.{fmt}"  # missing folders are created
     assert main(["export", "--model", str(real_model), "--format", fmt, "--output", str(output)]) == 0
     assert output.is_file() and str(output) in capsys.readouterr().err
-    image = torch.rand(2, 1, 28, 28)
-    expected = load_model(real_model)[0](image)
-    actual = OnnxEngine(output)(image) if fmt == "onnx" else torch.jit.load(str(output))(image)
-    np.testing.assert_allclose(actual.detach().numpy(), expected.detach().numpy(), atol=1e-4)
+    images = torch.randint(0, 256, (2, 28, 28), dtype=torch.uint8)
+    expected = TorchEngine(load_model(real_model)[0]).logits(images)
+    engine = OnnxEngine(output) if fmt == "onnx" else TorchEngine(torch.jit.load(str(output)))
+    np.testing.assert_allclose(engine.logits(images).numpy(), expected.numpy(), atol=1e-4)
 
 
 def test_cli_export_to_an_unwritable_place_is_an_error(real_model: Path, tmp_path: Path,
@@ -130,6 +132,6 @@ def test_every_arch_exports_to_onnx(arch: str, tmp_path: Path) -> None:
         model(torch.rand(64, 1, 28, 28))
     save_model(model, {"arch": arch}, tmp_path)
     path = export(tmp_path / "model.safetensors", "onnx", tmp_path / "model.onnx")
-    image = torch.rand(5, 1, 28, 28)
-    expected = load_model(tmp_path / "model.safetensors")[0](image)
-    np.testing.assert_allclose(OnnxEngine(path)(image).numpy(), expected.detach().numpy(), atol=1e-4)
+    images = torch.randint(0, 256, (5, 28, 28), dtype=torch.uint8)
+    expected = TorchEngine(load_model(tmp_path / "model.safetensors")[0]).logits(images)
+    np.testing.assert_allclose(OnnxEngine(path).logits(images).numpy(), expected.numpy(), atol=1e-4)

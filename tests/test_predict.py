@@ -46,11 +46,14 @@ def test_default_model_is_the_best_shipped_one() -> None:
 
 
 @pytest.mark.mnist
-def test_ensemble_of_models(tiny_model, mnist_test: tuple[torch.Tensor, torch.Tensor]) -> None:
+def test_ensemble_of_models_averages_their_probabilities(tiny_model, mnist_test: tuple[torch.Tensor, torch.Tensor]
+                                                         ) -> None:
     from digitlab.models import load_models
 
     ensemble, meta = load_models([tiny_model, "tutorial"])
-    assert meta["arch"].startswith("ensemble of 2")
-    probs = predict_proba(ensemble, mnist_test[0][:1000])
-    assert torch.allclose(probs.sum(1), torch.ones(1000), atol=1e-4)
-    assert (probs.argmax(1) == mnist_test[1][:1000]).float().mean() > 0.97
+    assert meta["arch"] == "ensemble of 2 (tutorial, tutorial)"
+    images, labels = mnist_test[0][:1000], mnist_test[1][:1000]
+    members = [predict_proba(load_model(m)[0], images) for m in (tiny_model, "tutorial")]
+    probs = predict_proba(ensemble, images)
+    torch.testing.assert_close(probs, (members[0] + members[1]) / 2, atol=1e-5, rtol=0)
+    assert (probs.argmax(1) == labels).float().mean() > 0.97

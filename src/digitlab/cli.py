@@ -129,7 +129,7 @@ def _lesson(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from digitlab.serve.app import serve
+    from digitlab.serve.server import serve
 
     serve(model=args.model, host=args.host, port=args.port, engine=args.engine)
     return 0

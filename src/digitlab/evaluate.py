@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from digitlab.predict import predict_logits
+from digitlab.engine import Engine, as_engine
 
 
 def confusion_matrix(labels: torch.Tensor, predicted: torch.Tensor, classes: int = 10) -> torch.Tensor:
@@ -32,8 +32,8 @@ def metrics_from_confusion(confusion: torch.Tensor) -> dict[str, Any]:
     }
 
 
-def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
+def evaluate(engine: Engine | nn.Module, images: torch.Tensor, labels: torch.Tensor,
              device: torch.device | str = "cpu") -> dict[str, Any]:
-    """Metrics of `model` on uint8 images (N, 28, 28) with their labels."""
-    predicted = predict_logits(model, images, device).argmax(1)
+    """Metrics of `engine` (or a bare nn.Module, run on `device`) on uint8 images (N, 28, 28) with their labels."""
+    predicted = as_engine(engine, device).logits(images).argmax(1)
     return metrics_from_confusion(confusion_matrix(labels, predicted))
