@@ -84,13 +84,15 @@ def real_model(request: pytest.FixtureRequest) -> Path:
 
 
 @pytest.fixture(scope="session")
-def api_server(real_model: Path) -> Iterator[str]:
+def api_server(real_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Base URL of the app for `real_model`, served by a real uvicorn on a free port in a background thread.
 
-    Its body timeout is 2 s (15 s in `digitlab serve`) so that the slow-client test finishes quickly.
+    Its body timeout is 2 s (15 s in `digitlab serve`) so that the slow-client test finishes quickly; its
+    feedback folder is a temporary one, so that /api/feedback is exercised (schemathesis) like the rest.
     """
     from digitlab.serve.app import create_app
     from digitlab.serve.server import running
 
-    with running(create_app(real_model, body_timeout=2.0)) as url:
+    feedback = tmp_path_factory.mktemp("api-feedback")
+    with running(create_app(real_model, body_timeout=2.0, feedback=feedback)) as url:
         yield url

@@ -277,6 +277,10 @@ SURFACE = {
                                      {"multipart/form-data", "application/json"}, ERRORS),
     ("/api/model", "get"): ("model_info_api_model_get", set(), {"200"}),
     ("/healthz", "get"): ("healthz_healthz_get", set(), {"200", "503"}),
+    # Added by issue 13: corrections saved as training samples.
+    ("/api/feedback", "post"): ("feedback_api_feedback_post", {"multipart/form-data", "application/json"},
+                                {"201", "400", "403", "408", "413", "415", "422", "507"}),
+    ("/api/feedback", "get"): ("feedback_status_api_feedback_get", set(), {"200"}),
 }
 
 

@@ -88,6 +88,13 @@ LIMITS: dict[str, tuple[str, dict[str, str], bytes | Callable[[], Iterator[bytes
     "pixels per request: a batch together": (
         "/api/predict/batch", *multipart([("files", f"{i}.png", bomb_png(4096, 4096)) for i in range(3)]), 400,
         "together"),
+    "body bytes: /api/feedback, multipart": (
+        "/api/feedback", *multipart([("label", None, b"3"), ("file", "photo.png", b"\0" * OVER)]), 413, "5 MB"),
+    "body bytes: /api/feedback, JSON": (
+        "/api/feedback", {"Content-Type": "application/json"}, b"[" + b"0," * (OVER // 2) + b"0]", 413, "5 MB"),
+    "pixels per image: /api/feedback": (
+        "/api/feedback", *multipart([("label", None, b"3"), ("file", "big.png", bomb_png(5000, 5000))]), 400,
+        "too large"),
     "multipart fields": (
         "/api/predict/batch", *multipart([("files", "a.png", TINY_PNG)] + [(f"x{i}", None, b"1") for i in range(1001)]),
         400, "fields"),

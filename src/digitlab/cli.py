@@ -131,7 +131,12 @@ def _lesson(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from digitlab.serve.server import serve
 
-    serve(model=args.model, host=args.host, port=args.port, engine=args.engine)
+    feedback = None
+    if not args.no_feedback:
+        from digitlab.feedback import default_dir
+
+        feedback = args.feedback or default_dir()
+    serve(model=args.model, host=args.host, port=args.port, engine=args.engine, feedback=feedback)
     return 0
 
 
@@ -227,6 +232,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--engine", default="torch", help="torch or onnx")
+    saving = p.add_mutually_exclusive_group()
+    saving.add_argument("--feedback", metavar="DIR",
+                        help="save answers confirmed or corrected in the page here (default: "
+                             "$XDG_DATA_HOME/digitlab/feedback, i.e. ~/.local/share/digitlab/feedback)")
+    saving.add_argument("--no-feedback", action="store_true", help="save nothing; the page offers no corrections")
     p.set_defaults(func=_serve)
 
     p = sub.add_parser("export", help="export a model to ONNX or TorchScript", formatter_class=fmt)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -53,7 +54,7 @@ class Correction:
     pixels: np.ndarray                        # (28, 28) uint8, white ink on black
     label: int                                # what the user says it is
     predicted: str = ""                       # what the model answered ("" when it refused)
-    box: tuple[int, int, int, int] | None = None  # x, y, width, height in the original picture
+    box: tuple[int, int, int, int] | None = None  # x0, y0, x1, y1 in the original picture (as `read` gives)
 
 
 class FeedbackStore:
@@ -64,6 +65,19 @@ class FeedbackStore:
         self.max_samples = max_samples
         self._lock = threading.Lock()
         self._counts = self._scan()
+
+    @classmethod
+    def open(cls, root: str | os.PathLike, max_samples: int = MAX_SAMPLES) -> FeedbackStore:
+        """The store at `root`, created if need be; a DigitlabError now if it cannot be written to."""
+        root = Path(root)
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=root, prefix=".write-test-"):
+                pass
+        except OSError as exc:
+            raise DigitlabError(f"feedback folder {root}: cannot write there ({exc.strerror or exc}); "
+                                "choose another with --feedback DIR, or --no-feedback") from None
+        return cls(root, max_samples)
 
     def _scan(self) -> list[int]:
         counts = [0] * 10

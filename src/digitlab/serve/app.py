@@ -4,13 +4,15 @@
     POST /api/predict          one image: multipart field `file`, a raw image body, or JSON {"pixels": [784]}
     POST /api/predict/batch    up to MAX_BATCH images: multipart fields `files`, or JSON {"images": [[784]]}
     GET  /api/model            architecture, parameters, accuracy and training metadata of the model
+    POST /api/feedback         a confirmed or corrected answer, saved as a labelled sample (--feedback DIR)
+    GET  /api/feedback         samples saved per digit, and the command that fine-tunes on them
     GET  /healthz              the model answers a check input as when it was loaded; the digitlab version
     GET  /openapi.json         the API description; /docs renders it offline, /docs/swagger via Swagger UI
 
 Where things are, by idea:
 
     app.py            this factory: wires the pieces below into one FastAPI app
-    routes/           the endpoints, a module per capability (predict, model, health, page)
+    routes/           the endpoints, a module per capability (predict, model, feedback, health, page)
     schemas.py        the JSON bodies, as Pydantic models
     content_types.py  one path, an endpoint per Content-Type (multipart, JSON, raw image) and 415 for others
     limits.py         every size and time limit, and the middleware enforcing the body limits
@@ -33,12 +35,13 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from digitlab import __version__
+from digitlab.feedback import FeedbackStore
 from digitlab.serve import content_types, errors
 from digitlab.serve.limits import BODY_TIMEOUT_S, MAX_BODY_BYTES, BodyGuard
-from digitlab.serve.routes import health, model, page, predict
+from digitlab.serve.routes import feedback, health, model, page, predict
 from digitlab.serve.runner import ModelRunner
 
-ROUTERS = [predict.router, model.router, health.router, page.router]
+ROUTERS = [predict.router, model.router, feedback.router, health.router, page.router]
 
 API_DESCRIPTION = f"""\
 Recognise handwritten digits with a digitlab model.
@@ -49,19 +52,22 @@ to 20 px and centred by mass in 28x28. Or send JSON `{{"pixels": [784 values]}}`
 0..255, white ink on black like MNIST; it only gets the polarity fix. Every answer includes `preprocessed`,
 the 28x28 image the model saw.
 
-Errors are JSON `{{"error": "..."}}`: 400 bad JSON or image, 408 slow body, 413 body over
-{MAX_BODY_BYTES // 2**20} MB, 415 content type, 422 JSON of the wrong shape, 503 overloaded."""
+Errors are JSON `{{"error": "..."}}`: 400 bad JSON or image, 403 feedback off, 408 slow body, 413 body over
+{MAX_BODY_BYTES // 2**20} MB, 415 content type, 422 JSON of the wrong shape, 503 overloaded, 507 feedback folder
+full."""
 
 
 def create_app(model: str | os.PathLike | None = None, engine: str = "torch", *, workers: int | None = None,
-               body_timeout: float = BODY_TIMEOUT_S) -> FastAPI:
+               body_timeout: float = BODY_TIMEOUT_S, feedback: str | os.PathLike | None = None) -> FastAPI:
     """The ASGI app for `model` (default: the shipped weights) on `engine` ('torch', 'onnx' or 'auto').
 
     The model is loaded here, once; a missing or bad model raises DigitlabError before anything listens.
+    `feedback` is the folder corrections are saved to (None: feedback is off); it must be writable.
     """
     app = FastAPI(title="digitlab", version=__version__, description=API_DESCRIPTION, docs_url=None,
                   summary="Handwritten-digit recognition: draw a digit, see the answer.", redoc_url=None)
     app.state.runner = ModelRunner(model, engine, workers)
+    app.state.feedback = FeedbackStore.open(feedback) if feedback is not None else None
     for router in ROUTERS:
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=page.STATIC), name="static")

@@ -1,11 +1,13 @@
 """How a refused request is answered: always JSON `{"error": "one line"}` with a 4xx (or 5xx) status.
 
     400  the body could not be read: empty, malformed JSON or multipart, no upload, not an image, too many pixels
+    403  the server does not do this (feedback is off: `digitlab serve --no-feedback`; a model it may not load)
     408  the body did not arrive in time                      (digitlab.serve.limits.BodyGuard)
     413  the body is over the byte limit                      (BodyGuard)
     415  a Content-Type the path has no endpoint for          (digitlab.serve.content_types)
     422  JSON or form fields of the wrong shape: pixel count, NaN or out-of-range values, too many images
     503  too many requests queued, or the model check of /healthz failed
+    507  the feedback folder is full, or the disk is
 
 `install(app)` turns FastAPI's own errors (validation, body parsing, 404/405) into this format;
 `responses(...)` documents the codes of a route in OpenAPI.
@@ -40,12 +42,14 @@ class ApiError(Exception):
 
 WHY = {
     400: "an empty body, malformed JSON or multipart, no upload, not a readable image, or too many pixels",
+    403: "this server does not do that: feedback is off (`digitlab serve --no-feedback`)",
     408: "the request body did not arrive in time",
     413: f"the body is larger than {MAX_BODY_BYTES // 2**20} MB",
     415: "unsupported Content-Type",
     422: f"JSON or form fields of the wrong shape: pixel count, NaN or out-of-range values, more than {MAX_BATCH} "
          "images",
     503: "too many requests queued; retry later",
+    507: "the feedback folder holds its maximum number of samples, or the disk is full",
 }
 
 

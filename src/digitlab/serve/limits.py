@@ -26,6 +26,7 @@ MAX_BATCH = 256  # images in one /api/predict/batch request
 # compresses to ~50 KB: cap what one request may cost. 4096x4096 still takes any phone photo.
 MAX_IMAGE_PIXELS = 4096 * 4096
 MAX_REQUEST_PIXELS = 2 * MAX_IMAGE_PIXELS  # a batch's total: 256 drawings of 280x280 use 20 M
+MAX_JSON_PIXELS = 1024 * 1024  # a picture sent as JSON numbers (a canvas of 1024x1024; files are cheaper)
 BODY_TIMEOUT_S = 15.0  # a body that trickles in slower than this is a stuck or hostile client
 MAX_PENDING = 512  # requests waiting for a worker beyond this get 503 instead of an ever-growing queue
 # Lingering close: what is read and discarded of a refused body so the client gets to read the answer. A 12 MB

@@ -33,6 +33,7 @@ class ModelRunner:
     """One loaded model (`engine`), its description (`info`), and the worker threads that run it."""
 
     def __init__(self, model: str | os.PathLike | None, engine: str = "torch", workers: int | None = None) -> None:
+        self.model = model
         self.engine: Engine = load_engine(model, engine, "cpu")
         self.info = model_info(model, self.engine)
         self.workers = workers or max(1, min(4, os.cpu_count() or 1))
@@ -41,6 +42,13 @@ class ModelRunner:
         # The first call of a model is slow (allocator, kernel selection): pay it now, not in a request. Its
         # answer is what the health check expects from the model ever after.
         self.expected = self.engine.probabilities(CHECK_IMAGE).numpy()
+
+    @property
+    def init_model(self) -> str:
+        """What `digitlab train --init` takes to fine-tune this model: a shipped name, or the path given."""
+        if self.model is None or str(self.model).endswith(".onnx"):  # an ONNX file has no trainable weights
+            return resolve_model_path(None).stem
+        return str(self.model)
 
     def predict(self, images: np.ndarray) -> tuple[list[dict[str, Any]], float]:
         """uint8 (N, 28, 28) -> one response dict per image (a `Prediction`), and the model's time in seconds."""

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from digitlab.serve.limits import MAX_BATCH
+from digitlab.feedback import MAX_DIGITS_PER_SAMPLE
+from digitlab.serve.limits import MAX_BATCH, MAX_JSON_PIXELS
 
 Pixel = Annotated[float, Field(ge=0, le=255, allow_inf_nan=False)]
 Image784 = Annotated[list[Pixel], Field(min_length=784, max_length=784)]
@@ -53,6 +54,70 @@ class Health(BaseModel):
     version: str = Field(description="the digitlab version serving")
     arch: str = Field(description="the served model's architecture, as in /api/model")
     source: str = Field(description="the served model, as in /api/model")
+
+
+Digit = Annotated[int, Field(ge=0, le=9)]
+Box = Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=4, max_length=4)]
+
+
+class DigitCorrection(BaseModel):
+    """One digit of a number, as /api/read answered it, with the label the user says is right."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    label: Digit = Field(description="the digit it really is")
+    predicted: Digit | None = Field(None, description="what the model read there; null when it refused")
+    box: Box = Field(description="[x0, y0, x1, y1]: the digit's box in the picture's pixels, end exclusive, "
+                                 "as /api/read answers it")
+
+
+class FeedbackLabels(BaseModel):
+    """What the user says the picture shows: `label` for one digit (the whole picture), or `digits` for a
+    number, digit by digit with boxes. Exactly one of the two."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    label: Digit | None = Field(None, description="one digit: the whole picture is this digit")
+    predicted: Digit | None = Field(None, description="with `label`: what the model answered (null: refused)")
+    digits: list[DigitCorrection] | None = Field(
+        None, min_length=1, max_length=MAX_DIGITS_PER_SAMPLE,
+        description=f"a number: 1..{MAX_DIGITS_PER_SAMPLE} digits, each with its box and label")
+
+    @model_validator(mode="after")
+    def one_kind(self) -> FeedbackLabels:
+        if (self.label is None) == (self.digits is None):
+            raise ValueError("give either `label` (one digit) or `digits` (a number, digit by digit)")
+        if self.digits is not None and self.predicted is not None:
+            raise ValueError("with `digits`, say what was predicted per digit, not in `predicted`")
+        return self
+
+
+class FeedbackRequest(FeedbackLabels):
+    """A picture as JSON pixels, 0..255 white ink on black like /api/predict's, with what it shows."""
+
+    pixels: list[Pixel] = Field(min_length=1, max_length=MAX_JSON_PIXELS,
+                                description="width x height values 0..255, row-major, white ink on black")
+    width: int = Field(28, ge=1, le=4096, description="the picture's width (default 28: an MNIST-style input)")
+    height: int = Field(28, ge=1, le=4096, description="the picture's height")
+
+    @model_validator(mode="after")
+    def pixel_count(self) -> FeedbackRequest:
+        if len(self.pixels) != self.width * self.height:
+            raise ValueError(f"pixels: expected width x height = {self.width * self.height} values, "
+                             f"got {len(self.pixels)}")
+        return self
+
+
+class FeedbackSaved(BaseModel):
+    ids: list[str] = Field(description="the new samples' ids (file names are DIGIT/ID.png in the folder)")
+    labels: list[int] = Field(description="the label filed for each new sample")
+    counts: dict[str, int] = Field(description="samples saved per digit '0'..'9', and 'total', now")
+
+
+class FeedbackStatus(BaseModel):
+    enabled: bool = Field(description="whether this server saves corrections (`digitlab serve --no-feedback`)")
+    folder: str | None = Field(description="where samples are saved: DIGIT/ID.png, originals/, feedback.jsonl")
+    counts: dict[str, int] | None = Field(description="samples saved per digit '0'..'9', and 'total'")
+    limit: int | None = Field(description="the most samples the folder may hold")
+    command: str | None = Field(description="the command that fine-tunes the served model on the samples")
 
 
 class ModelInfo(BaseModel):
