@@ -281,6 +281,9 @@ SURFACE = {
     ("/api/feedback", "post"): ("feedback_api_feedback_post", {"multipart/form-data", "application/json"},
                                 {"201", "400", "403", "408", "413", "415", "422", "507"}),
     ("/api/feedback", "get"): ("feedback_status_api_feedback_get", set(), {"200"}),
+    # ... and switching the served model without a restart.
+    ("/api/model", "post"): ("switch_model_api_model_post", {"application/json"},
+                             {"200", "400", "403", "404", "413", "415", "422"}),
 }
 
 
@@ -402,7 +405,7 @@ def test_batch_multipart_limits_and_bad_members(client: httpx.Client, digits: tu
 
 @pytest.mark.parametrize(("method", "path", "status"), [
     ("GET", "/api/predict", 405), ("PUT", "/api/predict/batch", 405), ("DELETE", "/healthz", 405),
-    ("GET", "/api/nothing-here", 404), ("POST", "/api/model", 405),
+    ("GET", "/api/nothing-here", 404), ("DELETE", "/api/model", 405),
 ])
 def test_wrong_route_or_method_is_json(client: httpx.Client, method: str, path: str, status: int) -> None:
     response = client.request(method, path)

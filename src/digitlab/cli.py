@@ -136,7 +136,8 @@ def _serve(args: argparse.Namespace) -> int:
         from digitlab.feedback import default_dir
 
         feedback = args.feedback or default_dir()
-    serve(model=args.model, host=args.host, port=args.port, engine=args.engine, feedback=feedback)
+    serve(model=args.model, host=args.host, port=args.port, engine=args.engine, feedback=feedback,
+          models_roots=args.models_root)
     return 0
 
 
@@ -232,6 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--engine", default="torch", help="torch or onnx")
+    p.add_argument("--models-root", action="append", metavar="DIR",
+                   help="POST /api/model may also load models from here (always: the current folder); repeatable")
     saving = p.add_mutually_exclusive_group()
     saving.add_argument("--feedback", metavar="DIR",
                         help="save answers confirmed or corrected in the page here (default: "

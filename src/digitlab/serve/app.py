@@ -4,6 +4,7 @@
     POST /api/predict          one image: multipart field `file`, a raw image body, or JSON {"pixels": [784]}
     POST /api/predict/batch    up to MAX_BATCH images: multipart fields `files`, or JSON {"images": [[784]]}
     GET  /api/model            architecture, parameters, accuracy and training metadata of the model
+    POST /api/model            serve another model from now on: {"model": "runs/x"} (serve/switch.py)
     POST /api/feedback         a confirmed or corrected answer, saved as a labelled sample (--feedback DIR)
     GET  /api/feedback         samples saved per digit, and the command that fine-tunes on them
     GET  /healthz              the model answers a check input as when it was loaded; the digitlab version
@@ -18,6 +19,7 @@ Where things are, by idea:
     limits.py         every size and time limit, and the middleware enforcing the body limits
     decode.py         image files and JSON pixels -> the 28x28 images the model sees
     runner.py         the loaded model and the worker threads that run it
+    switch.py         changing the model without a restart: POST /api/model, reloading a changed folder
     errors.py         every failure as JSON {"error": "..."}
     server.py         running it all under uvicorn (`digitlab serve`, and a background server for tests)
 
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import os
 from functools import partial
+from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -40,6 +43,7 @@ from digitlab.serve import content_types, errors
 from digitlab.serve.limits import BODY_TIMEOUT_S, MAX_BODY_BYTES, BodyGuard
 from digitlab.serve.routes import feedback, health, model, page, predict
 from digitlab.serve.runner import ModelRunner
+from digitlab.serve.switch import ModelSwitch
 
 ROUTERS = [predict.router, model.router, feedback.router, health.router, page.router]
 
@@ -58,15 +62,19 @@ full."""
 
 
 def create_app(model: str | os.PathLike | None = None, engine: str = "torch", *, workers: int | None = None,
-               body_timeout: float = BODY_TIMEOUT_S, feedback: str | os.PathLike | None = None) -> FastAPI:
+               body_timeout: float = BODY_TIMEOUT_S, feedback: str | os.PathLike | None = None,
+               models_roots: list[str | os.PathLike] | None = None) -> FastAPI:
     """The ASGI app for `model` (default: the shipped weights) on `engine` ('torch', 'onnx' or 'auto').
 
     The model is loaded here, once; a missing or bad model raises DigitlabError before anything listens.
     `feedback` is the folder corrections are saved to (None: feedback is off); it must be writable.
+    POST /api/model may load models from the current folder and `models_roots` (serve/switch.py).
     """
     app = FastAPI(title="digitlab", version=__version__, description=API_DESCRIPTION, docs_url=None,
                   summary="Handwritten-digit recognition: draw a digit, see the answer.", redoc_url=None)
     app.state.runner = ModelRunner(model, engine, workers)
+    roots = [Path.cwd(), *(Path(root) for root in models_roots or [])]
+    app.state.switch = ModelSwitch(app.state, engine, roots)
     app.state.feedback = FeedbackStore.open(feedback) if feedback is not None else None
     for router in ROUTERS:
         app.include_router(router)

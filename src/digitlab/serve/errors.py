@@ -2,6 +2,7 @@
 
     400  the body could not be read: empty, malformed JSON or multipart, no upload, not an image, too many pixels
     403  the server does not do this (feedback is off: `digitlab serve --no-feedback`; a model it may not load)
+    404  no such path, or no such model folder
     408  the body did not arrive in time                      (digitlab.serve.limits.BodyGuard)
     413  the body is over the byte limit                      (BodyGuard)
     415  a Content-Type the path has no endpoint for          (digitlab.serve.content_types)
@@ -43,6 +44,7 @@ class ApiError(Exception):
 WHY = {
     400: "an empty body, malformed JSON or multipart, no upload, not a readable image, or too many pixels",
     403: "this server does not do that: feedback is off (`digitlab serve --no-feedback`)",
+    404: "not found",
     408: "the request body did not arrive in time",
     413: f"the body is larger than {MAX_BODY_BYTES // 2**20} MB",
     415: "unsupported Content-Type",

@@ -7,9 +7,12 @@ cores, and beyond MAX_PENDING waiting requests the answer is 503 instead of an e
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import anyio
@@ -92,6 +95,11 @@ class ModelRunner:
         if problem is not None:
             raise ApiError(503, f"model check failed: {problem}")
 
+    def share_workers(self, other: ModelRunner) -> None:
+        """Run in `other`'s worker pool: after a model switch, requests still running on the old model and
+        new ones on this model together start no more model calls than there are workers."""
+        self._limiter = other._limiter
+
     async def _in_worker(self, function: Callable[[], T]) -> T:
         if self._limiter is None:  # created lazily: it belongs to the event loop that serves the app
             self._limiter = anyio.CapacityLimiter(self.workers)
@@ -107,10 +115,14 @@ class ModelRunner:
 def model_info(model: str | os.PathLike | None, engine: Engine) -> dict[str, Any]:
     """What /api/model reports (a `ModelInfo`), from the weights' own metadata."""
     source = f"shipped ({resolve_model_path(None).name})" if model is None else str(model)
-    if model is not None and str(model).endswith(".onnx"):
+    is_onnx = model is not None and str(model).endswith(".onnx")
+    weights = Path(model) if is_onnx else resolve_model_path(model)
+    loaded = {"loaded_at": datetime.now(UTC).isoformat(timespec="seconds"),
+              "sha256": hashlib.sha256(weights.read_bytes()).hexdigest()}
+    if is_onnx:
         return {"arch": "onnx", "parameters": None, "accuracy": None, "engine": engine.name, "source": source,
-                "version": __version__}
-    meta = read_meta(resolve_model_path(model))
+                "version": __version__, **loaded}
+    meta = read_meta(weights)
     metrics = meta.get("metrics") or {}
     parameters = meta.get("parameters")
     if parameters is None:  # weights saved without the count: the architecture has it
@@ -125,11 +137,18 @@ def model_info(model: str | os.PathLike | None, engine: Engine) -> dict[str, Any
         "training": meta.get("training"),
         "metrics": metrics or None,
         "versions": meta.get("versions"),
+        **loaded,
     }
 
 
-def current_runner(request: Request) -> ModelRunner:
-    """The runner of the app serving `request` (a FastAPI dependency: routes declare `runner: Runner`)."""
+async def current_runner(request: Request) -> ModelRunner:
+    """The runner of the app serving `request` (a FastAPI dependency: routes declare `runner: Runner`).
+
+    Taken once per request, so a request finishes on the model it started with whatever is switched
+    meanwhile; first, the app's ModelSwitch (serve/switch.py) may reload a model whose file changed."""
+    switch = getattr(request.app.state, "switch", None)
+    if switch is not None:
+        await switch.refresh()
     return request.app.state.runner
 
 

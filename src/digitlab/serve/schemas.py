@@ -130,3 +130,14 @@ class ModelInfo(BaseModel):
     training: dict[str, Any] | None = None
     metrics: dict[str, Any] | None = None
     versions: dict[str, Any] | None = None
+    loaded_at: str = Field(description="when this model was loaded (UTC, ISO 8601): it changes on a switch or reload")
+    sha256: str = Field(description="the weights file's SHA-256: which weights answer")
+
+
+class ModelChoice(BaseModel):
+    """The model to serve from now on."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    model: str = Field(min_length=1, max_length=4096,
+                       description="a shipped model's name (strong, tutorial), or a run folder, .safetensors or "
+                                   ".onnx file inside the server's folder or a --models-root")

@@ -40,16 +40,18 @@ def uvicorn_server(app: FastAPI, log_level: str) -> Any:
 
 
 def serve(model: str | os.PathLike | None = None, host: str = "127.0.0.1", port: int = 8000,
-          engine: str = "torch", feedback: str | os.PathLike | None = None) -> None:
+          engine: str = "torch", feedback: str | os.PathLike | None = None,
+          models_roots: list[str | os.PathLike] | None = None) -> None:
     """Load the model, then serve the page and the API on http://host:port until interrupted; corrections
-    made in the page are saved to `feedback` (None: not saved)."""
+    made in the page are saved to `feedback` (None: not saved); POST /api/model may load models from the
+    current folder and `models_roots`."""
     import torch
 
     # One intra-op thread per model call: a 28x28 batch is too small to split, and the worker threads
     # already run up to one call per core (benchmarks/serve_load.py measures it). OMP_NUM_THREADS overrides.
     if "OMP_NUM_THREADS" not in os.environ:
         torch.set_num_threads(1)
-    app = create_app(model, engine, feedback=feedback)
+    app = create_app(model, engine, feedback=feedback, models_roots=models_roots)
     sock = bind(host, port)
     bound = sock.getsockname()[1]
     where = f"[{host}]" if ":" in host else host
