@@ -156,6 +156,7 @@ def test_status_counts_samples_and_gives_the_fine_tune_command(client, folder: P
     assert after["counts"]["total"] == before["counts"]["total"] + 1 == len(
         (folder / "feedback.jsonl").read_text().splitlines())
     assert after["command"].startswith("digitlab train --init ") and f"--data {folder}" in after["command"]
+    assert after["command"].endswith(f"--out {after['output']}")
 
 
 # ----------------------------------------------------------------------------------- bad requests
@@ -256,7 +257,8 @@ def test_feedback_off_refuses_and_says_so(real_model: Path, digits) -> None:
 
     with TestClient(create_app(real_model)) as client:
         status = client.get("/api/feedback").json()
-        assert status == {"enabled": False, "folder": None, "counts": None, "limit": None, "command": None}
+        assert status == {"enabled": False, "folder": None, "counts": None, "limit": None, "command": None,
+                          "output": None}
         response = client.post("/api/feedback", json={"pixels": digits[0][0].ravel().tolist(), "label": 7})
         assert response.status_code == 403 and "feedback" in response.json()["error"]
 

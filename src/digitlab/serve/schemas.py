@@ -118,6 +118,7 @@ class FeedbackStatus(BaseModel):
     counts: dict[str, int] | None = Field(description="samples saved per digit '0'..'9', and 'total'")
     limit: int | None = Field(description="the most samples the folder may hold")
     command: str | None = Field(description="the command that fine-tunes the served model on the samples")
+    output: str | None = Field(description="the folder that command writes: POST it to /api/model to use it")
 
 
 class ModelInfo(BaseModel):

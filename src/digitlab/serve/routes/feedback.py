@@ -101,9 +101,9 @@ async def feedback_status(request: Request, runner: Runner) -> dict[str, Any]:
     """Samples saved per digit, where, and the command that fine-tunes the served model on them."""
     store: FeedbackStore | None = request.app.state.feedback
     if store is None:
-        return {"enabled": False, "folder": None, "counts": None, "limit": None, "command": None}
+        return {"enabled": False, "folder": None, "counts": None, "limit": None, "command": None, "output": None}
     return {"enabled": True, "folder": str(store.root), "counts": store.counts(), "limit": store.max_samples,
-            "command": finetune_command(store.root, runner.init_model)}
+            "command": finetune_command(store.root, runner.init_model), "output": FINETUNED}
 
 
 def form_labels(label: int | None, predicted: int | None, digits: str | None) -> FeedbackLabels:

@@ -106,6 +106,7 @@
 
   function schedule() {
     setState("busy");
+    forgetAnswer();  // the drawing changed: the answer on show is no longer the one to confirm
     if (timer === null) timer = setTimeout(() => { timer = null; predictDrawing(); }, THROTTLE_MS);
   }
 
@@ -127,7 +128,10 @@
       small.drawImage(pad, 0, 0, SIDE, SIDE);
       const blob = await new Promise((resolve) => snapshot.toBlob(resolve, "image/png"));
       const result = await postImage(blob, "drawing.png");
-      if (gen === generation) showResult(result);
+      if (gen === generation) {
+        showResult(result);
+        if (!dirty) answered(blob, "drawing.png", result);
+      }
     } catch (err) {
       if (gen === generation) { setState("error"); setStatus(err.message, true); }
     } finally {
@@ -183,6 +187,7 @@
 
   function clearAll() {
     generation++;
+    forgetAnswer();
     if (timer !== null) { clearTimeout(timer); timer = null; }
     dirty = false;
     resetPad();
@@ -211,7 +216,7 @@
   pad.addEventListener("pointerdown", (event) => {
     if (activePointer !== null || (event.pointerType === "mouse" && event.button !== 0)) return;
     event.preventDefault();
-    if (showingUpload) { generation++; resetPad(); }
+    if (showingUpload) { generation++; resetPad(); forgetAnswer(); }
     activePointer = event.pointerId;
     try {
       pad.setPointerCapture(event.pointerId);  // keep the stroke when the pointer leaves the pad
@@ -287,6 +292,7 @@
       const result = await postImage(file, file.name || "upload");
       if (gen === generation) {
         showResult(result);
+        answered(file, file.name || "upload", result);
         setState("ready");
         setStatus(`Uploaded: ${file.name}`);
       }
@@ -310,6 +316,135 @@
     wrap.classList.remove("dragging");
     const file = event.dataTransfer && event.dataTransfer.files[0];
     if (file) predictFile(file);
+  });
+
+  // ------------------------------------------------------------------ corrections (POST /api/feedback)
+  // After each answer the user confirms it or picks the right digit; the picture that was answered goes to
+  // the server with the label, which saves it as a training sample (`digitlab serve --feedback DIR`). An
+  // answer is a list of digits, each {predicted, box}: on this page one digit without a box (the whole
+  // picture); a number read by /api/read has one entry per digit, each with its own label, sent as `digits`.
+
+  const teachEl = document.getElementById("teach");
+  const confirmBtn = document.getElementById("confirm");
+  const pickerEl = document.getElementById("picker");
+  const teachStatusEl = document.getElementById("teach-status");
+  const countEl = document.getElementById("feedback-count");
+  const commandEl = document.getElementById("finetune-command");
+  const useBtn = document.getElementById("use-finetuned");
+  const picks = [];
+  let answer = null;       // {blob, name, digits: [{predicted, box}], saved}: the answer on show
+  let feedbackOn = false;  // the server saves feedback (GET /api/feedback says so)
+  let finetuned = null;    // the folder the fine-tune command writes, which "Use" switches to
+
+  for (let d = 0; d < 10; d++) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.textContent = String(d);
+    button.dataset.testid = `correct-${d}`;
+    button.setAttribute("aria-label", `No, it is ${d}`);
+    button.disabled = true;
+    button.addEventListener("click", () => sendFeedback([d]));
+    pickerEl.appendChild(button);
+    picks.push(button);
+  }
+  confirmBtn.addEventListener("click", () => { if (answer) sendFeedback(answer.digits.map((g) => g.predicted)); });
+
+  function teachStatus(message, isError) {
+    teachStatusEl.textContent = message;
+    teachStatusEl.classList.toggle("error", Boolean(isError));
+  }
+
+  function setTeachEnabled(on) {
+    confirmBtn.disabled = !on;
+    picks.forEach((b) => { b.disabled = !on; });
+  }
+
+  function answered(blob, name, result) {
+    answer = { blob, name, digits: [{ predicted: result.label, box: null }], saved: false };
+    picks.forEach((b) => b.classList.remove("chosen"));
+    confirmBtn.textContent = `Yes, ${result.label}`;
+    setTeachEnabled(feedbackOn);
+    teachStatus("");
+  }
+
+  function forgetAnswer() {
+    answer = null;
+    setTeachEnabled(false);
+    picks.forEach((b) => b.classList.remove("chosen"));
+    confirmBtn.textContent = "Yes";
+    teachStatus("");
+  }
+
+  async function sendFeedback(labels) {
+    if (!answer || answer.saved) return;
+    const sending = answer;
+    setTeachEnabled(false);
+    teachStatus("Saving…");
+    const form = new FormData();
+    form.append("file", sending.blob, sending.name);
+    if (sending.digits.length === 1 && !sending.digits[0].box) {
+      form.append("label", String(labels[0]));
+      form.append("predicted", String(sending.digits[0].predicted));
+    } else {
+      form.append("digits", JSON.stringify(sending.digits.map((g, k) => (
+        { label: labels[k], predicted: g.predicted, box: g.box }))));
+    }
+    try {
+      const response = await fetch("/api/feedback", { method: "POST", body: form });
+      const body = await response.json().catch(() => ({}));
+      if (!response.ok) throw new Error(body.error || `server answered ${response.status}`);
+      sending.saved = true;
+      if (answer !== sending) return;  // the drawing changed meanwhile; the sample is saved all the same
+      if (labels.length === 1) picks[labels[0]].classList.add("chosen");
+      const same = labels.every((label, k) => label === sending.digits[k].predicted);
+      teachStatus(same ? `Saved: confirmed ${labels.join("")}` : `Saved as ${labels.join("")}`);
+      teachEl.dataset.saved = body.ids.join(" ");
+      showCounts(body.counts);
+    } catch (err) {
+      if (answer === sending) setTeachEnabled(true);
+      teachStatus(err.message, true);
+    }
+  }
+
+  function showCounts(counts) {
+    const total = counts.total;
+    countEl.textContent = total === 0 ? "No samples saved yet" : `${total} sample${total === 1 ? "" : "s"} saved`;
+    countEl.dataset.total = String(total);
+  }
+
+  async function loadFeedback() {
+    try {
+      const info = await (await fetch("/api/feedback")).json();
+      feedbackOn = Boolean(info.enabled);
+      teachEl.hidden = !feedbackOn;
+      if (!feedbackOn) return;
+      commandEl.textContent = info.command;
+      finetuned = info.output;
+      useBtn.textContent = `Use ${finetuned}`;
+      showCounts(info.counts);
+      if (answer && !answer.saved) setTeachEnabled(true);
+    } catch (_) {
+      teachEl.hidden = true;
+    }
+  }
+
+  useBtn.addEventListener("click", async () => {
+    useBtn.disabled = true;
+    teachStatus(`Loading ${finetuned}…`);
+    try {
+      const response = await fetch("/api/model", {
+        method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ model: finetuned }),
+      });
+      const body = await response.json().catch(() => ({}));
+      if (response.status === 404) throw new Error(`No model in ${finetuned} yet: run the command above first`);
+      if (!response.ok) throw new Error(body.error || `server answered ${response.status}`);
+      teachStatus(`Now answering with ${finetuned}`);
+      await showModel();
+    } catch (err) {
+      teachStatus(err.message, true);
+    } finally {
+      useBtn.disabled = false;
+    }
   });
 
   // ------------------------------------------------------------------ footer
@@ -361,4 +496,5 @@
   fitPad();
   showEmpty();
   showModel();
+  loadFeedback();
 })();
