@@ -182,6 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--elastic", type=float, default=0.0, metavar="PIXELS",
                    help="add elastic distortion of this strength to --augment (Simard's 34; 0: off)")
     p.add_argument("--label-smoothing", type=float, help="(default: per arch)")
+    p.add_argument("--handwriting", action=argparse.BooleanOptionalAction, default=None,
+                   help="vary stroke width, blur, resolution and contrast as other pens and scans do "
+                        "(default: on for strong and vgg)")
     p.add_argument("--limit", type=int, help="train on the first N images only (quick checks)")
     p.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm across processes")
     p.add_argument("--nproc", type=int, default=0, help="launch N processes with torchrun (DDP)")

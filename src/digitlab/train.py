@@ -50,11 +50,14 @@ from digitlab.predict import as_input
 
 # The augmented recipe of `strong`, shared unchanged by `vgg` so that a mixed ensemble differs in
 # architecture only.
-_AUGMENTED = {"epochs": 20, "batch_size": 128, "lr": 3e-3, "augment": True, "label_smoothing": 0.1}
+_AUGMENTED = {"epochs": 20, "batch_size": 128, "lr": 3e-3, "augment": True, "label_smoothing": 0.1,
+              "handwriting": True}
 # Per-architecture defaults, chosen by benchmarks/ (see README): each reaches its target accuracy fastest.
 ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
-    "tutorial": {"epochs": 2, "batch_size": 128, "lr": 3e-3, "augment": False, "label_smoothing": 0.0},
-    "fast": {"epochs": 1, "batch_size": 128, "lr": 6e-3, "augment": False, "label_smoothing": 0.0},
+    "tutorial": {"epochs": 2, "batch_size": 128, "lr": 3e-3, "augment": False, "label_smoothing": 0.0,
+                 "handwriting": False},
+    "fast": {"epochs": 1, "batch_size": 128, "lr": 6e-3, "augment": False, "label_smoothing": 0.0,
+             "handwriting": False},
     # 40 epochs on all 60,000 images (--epochs 40 --val-size 0) took twice as long for +0.02 points over 5
     # seeds, inside the seed spread (benchmarks/results/strong_ensemble.md), so 20 epochs stays the default.
     "strong": _AUGMENTED,
@@ -80,6 +83,7 @@ class TrainConfig:
     augment: bool | None = None
     elastic: float = 0.0  # off for every arch: it measured worse (benchmarks/results/strong_ensemble.md)
     label_smoothing: float | None = None
+    handwriting: bool | None = None  # other pens and scans: augment.handwriting (on for strong and vgg)
     limit: int | None = None
     sync_bn: bool = False
     quiet: bool = False
@@ -308,7 +312,10 @@ class Trainer:
         x = as_input(self.train_set.images[index], self.device)
         y = self.train_set.labels[index].to(self.device, non_blocking=True)
         if cfg.augment:
-            x = augment.random_affine(x, elastic=cfg.elastic).contiguous(memory_format=torch.channels_last)
+            x = augment.random_affine(x, elastic=cfg.elastic)
+        if cfg.handwriting:
+            x = augment.handwriting(x)
+        x = x.contiguous(memory_format=torch.channels_last)
         loss = self.forward_loss(x, y)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()

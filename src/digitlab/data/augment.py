@@ -66,3 +66,55 @@ def _gaussian_matrix(size: int, sigma: float) -> torch.Tensor:
     distance = distance[:, None] - distance[None, :]
     g = torch.exp(-(distance**2) / (2 * sigma**2)) * (distance.abs() <= radius)
     return g / torch.exp(-(taps**2) / (2 * sigma**2)).sum()
+
+
+def handwriting(x: torch.Tensor, p: float = 0.35, generator: torch.Generator | None = None) -> torch.Tensor:
+    """x: (N, 1, H, W) white-on-black floats in [0, 1] -> the same images as other pens and scanners draw them.
+
+    MNIST's writers all used one kind of pen, and its scans are all sharp and high-contrast. People use felt
+    markers and hard pencils, and pictures arrive blurred or from a few pixels scaled up. Each image, with
+    probability `p` per effect, gets:
+      - a different stroke width: grey-scale dilation (max over 3x3) or erosion (min over 3x3), blended in by a
+        random amount so that widths vary continuously, twice for the thickest markers;
+      - blur: a 3x3 Gaussian blended in by a random amount;
+      - low resolution: the picture down-sampled to 10-20 px a side (the digit to 7-14 px) and back, one
+        size per batch, so that it is one interpolate call each way;
+      - contrast: a random gamma and ink level, as a light pencil or a faded scan gives.
+    All of it is pooling, a fixed convolution and interpolation on the whole batch: a few ms a step on CPU.
+    """
+    if not 0 <= p <= 1:
+        raise ValueError(f"p must be a probability in [0, 1], got {p}")
+    n = x.shape[0]
+
+    def rand(*shape: int) -> torch.Tensor:
+        return torch.rand(*shape, generator=generator, device="cpu").to(x.device, x.dtype)
+
+    def chosen() -> torch.Tensor:
+        return (rand(n, 1, 1, 1) < p).to(x.dtype)
+
+    # Stroke width: w in (-1, 2): below 0 thins, 0..1 thickens by one 3x3 dilation, 1..2 by a second one.
+    width = (rand(n, 1, 1, 1) * 3 - 1) * chosen()
+    dilated = F.max_pool2d(x, 3, stride=1, padding=1)
+    thicker = F.max_pool2d(dilated, 3, stride=1, padding=1)
+    thinner = -F.max_pool2d(-x, 3, stride=1, padding=1)
+    thin_by = (-width).clamp(0, 1) * 0.7  # full erosion would break MNIST's thinnest strokes
+    x = (x + width.clamp(0, 1) * (dilated - x) + (width - 1).clamp(0, 1) * (thicker - dilated)
+         + thin_by * (thinner - x))
+
+    blur_by = rand(n, 1, 1, 1) * chosen()
+    kernel = torch.tensor([1.0, 2.0, 1.0], device=x.device, dtype=x.dtype)
+    kernel = (kernel[:, None] * kernel[None, :] / 16).view(1, 1, 3, 3)
+    x = x + blur_by * (F.conv2d(x, kernel, padding=1) - x)
+
+    low = chosen()
+    if low.any():
+        size = int(torch.randint(10, 21, (1,), generator=generator))
+        small = F.interpolate(x, size=(size, size), mode="area")
+        x = x + low * (F.interpolate(small, size=x.shape[-2:], mode="bilinear", align_corners=False) - x)
+
+    contrast = chosen()
+    gamma = torch.exp((rand(n, 1, 1, 1) * 2 - 1) * 0.7)  # 0.5x .. 2x
+    level = 0.5 + 0.5 * rand(n, 1, 1, 1)
+    faded = x.clamp(0, 1).pow(gamma) * level
+    x = x + contrast * (faded - x)
+    return x.clamp(0, 1)
