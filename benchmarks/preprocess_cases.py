@@ -109,13 +109,13 @@ def light_pencil(digit: np.ndarray, g: np.random.Generator) -> bytes:
 
 
 def uneven_light(digit: np.ndarray, g: np.random.Generator) -> bytes:
-    """A shadow across the page: one side of the paper three times brighter than the other."""
+    """Light from one side: the paper's brightness falls from 250 to 50 across the picture."""
     ink = np.pad(_up(digit, 4), 16)
     h, w = ink.shape
     yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
     angle = g.uniform(0, 2 * np.pi)
     ramp = (np.cos(angle) * (xx - 0.5) + np.sin(angle) * (yy - 0.5)) + 0.5
-    paper = 80 + 170 * np.clip(ramp, 0, 1)
+    paper = 50 + 200 * np.clip(ramp, 0, 1)
     return _png(paper * (1 - 0.8 * ink))
 
 
@@ -123,8 +123,8 @@ def noisy_jpeg(digit: np.ndarray, g: np.random.Generator) -> bytes:
     """Paper texture, sensor noise and strong JPEG compression."""
     ink = np.pad(_up(digit, 4), 20)
     texture = ndimage.gaussian_filter(g.normal(0, 1, ink.shape), 3) * 40
-    paper = 215 + texture + g.normal(0, 12, ink.shape)
-    return _jpeg(paper * (1 - 0.7 * ink), quality=25)
+    paper = 210 + texture + g.normal(0, 16, ink.shape)
+    return _jpeg(paper * (1 - 0.6 * ink), quality=15)
 
 
 def dark_on_grey(digit: np.ndarray, g: np.random.Generator) -> bytes:

@@ -91,6 +91,8 @@ def _predict(args: argparse.Namespace) -> int:
     if not 1 <= args.top_k <= 10:
         raise DigitlabError(f"--top-k must be between 1 and 10, got {args.top_k}")
     pixels = images.load_images(paths)
+    if args.save_inputs:
+        predict.save_inputs(args.save_inputs, paths, pixels)
     probs = predict.predict_proba(engine, pixels, device)
     names = [str(p) for p in paths]
     if args.output:
@@ -208,6 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=1, help="also list the next most likely labels")
     p.add_argument("--engine", default="auto", help="auto (ONNX Runtime on CPU), torch or onnx")
     p.add_argument("--device", default="auto")
+    p.add_argument("--save-inputs", metavar="DIR", help="also save the 28x28 image the model was given for each "
+                                                        "input, as DIR/<name>.png")
     p.set_defaults(func=_predict)
 
     data = sub.add_parser("data", help="inspect, convert or download data").add_subparsers(

@@ -20,7 +20,8 @@ from digitlab.errors import DigitlabError
 from digitlab.fileio import atomic_write
 
 __all__ = ["Engine", "OnnxEngine", "TorchEngine", "as_input", "load_engine", "predict_logits", "predict_proba",
-           "gather_inputs", "format_image_predictions", "write_image_predictions", "write_submission_from_csv"]
+           "gather_inputs", "format_image_predictions", "write_image_predictions", "write_submission_from_csv",
+           "save_inputs"]
 
 
 def predict_logits(model: Engine | nn.Module, images: torch.Tensor, device: torch.device | str = "cpu"
@@ -55,6 +56,31 @@ def gather_inputs(inputs: list[str]) -> tuple[str, list[Path]]:
         else:
             files.append(p)
     return "images", files
+
+
+def save_inputs(folder: str | os.PathLike, paths: list[Path], pixels: torch.Tensor) -> list[Path]:
+    """Write each input's 28x28 image, as the model sees it, to folder/<stem>.png (atomically).
+
+    Two inputs with the same stem (a/1.png, b/1.jpg) get the later ones' parent folders prefixed, so none
+    overwrites another.
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise DigitlabError(f"--save-inputs {folder}: not a folder")
+    written: list[Path] = []
+    taken: set[str] = set()
+    for path, image in zip(paths, pixels.numpy(), strict=True):
+        name = path.stem
+        if name in taken:
+            name = "_".join([*path.parent.parts[-2:], path.stem]).replace(os.sep, "_")
+        suffix, unique = 1, name
+        while unique in taken:
+            suffix += 1
+            unique = f"{name}_{suffix}"
+        taken.add(unique)
+        written.append(folder / f"{unique}.png")
+        image_files.save_png(written[-1], image)
+    return written
 
 
 def format_image_predictions(names: list[str], probs: torch.Tensor, top_k: int) -> str:
