@@ -112,7 +112,7 @@ def plot(results: dict[str, dict[str, Any]], path: str | os.PathLike, title: str
         ax.axhline(98.5, color="gray", linewidth=0.6, linestyle="--")
         ax.grid(True, axis="y", alpha=0.3)
     axes[-1].set_xticks(x, families + ["mean"], rotation=40, ha="right")
-    axes[0].legend(loc="lower left", fontsize=8, ncols=len(names))
+    axes[0].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
     axes[0].set_title(title or "accuracy per family and severity (dashed: 98.5%)")
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
