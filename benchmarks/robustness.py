@@ -9,13 +9,14 @@ given to each column:
            what is left of each failure once the preprocessing does no harm is the model's share
   current  digitlab's open_image -> to_mnist + shipped strong
   --model  current preprocessing + another model (e.g. one retrained with the handwriting augmentation)
-Writes benchmarks/results/robustness.md and robustness.png.
+Writes benchmarks/results/robustness.md, robustness.json (every column) and robustness.png.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import json
 import platform
 import sys
 import time
@@ -94,6 +95,9 @@ def main() -> None:
               f"({len(columns)} columns, shared CPU). The target (issue 11) is >= 98.5% for every family at "
               f"moderate severity.\n\n")
     atomic_write_text(results_dir / "robustness.md", header + text)
+    # Each column in the layout of `digitlab evaluate --robustness --json` (its families, mean, clean).
+    atomic_write_text(results_dir / "robustness.json", json.dumps(
+        {"seed": args.seed, "n": args.limit, "seconds": round(seconds), "columns": results}, indent=1) + "\n")
     plot(results, results_dir / "robustness.png",
          f"{args.limit} test digits per family and severity, shipped strong model (dashed: 98.5%)")
     print(f"wrote {results_dir / 'robustness.md'} and robustness.png ({seconds:.0f} s)", file=sys.stderr)

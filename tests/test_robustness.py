@@ -131,3 +131,14 @@ def test_bad_input_is_a_digitlab_error(args: tuple[str, ...], fragment: str, tmp
     error = capsys.readouterr().err.strip()
     assert error.startswith("error: ") and "\n" not in error and fragment in error, error
     assert not (tmp_path / "robustness.json").exists()
+
+
+def test_baseline_of_another_shape_is_a_digitlab_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from digitlab.cli import main
+
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"columns": {}, "families": {"blur": {"mild": 1.0}}}))
+    assert main(["evaluate", "--robustness", "--data", str(MNIST), "--out", str(tmp_path), "--baseline",
+                 str(other)]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {other}: not a robustness.json written by " \
+                                              "`digitlab evaluate --robustness`"

@@ -146,7 +146,9 @@ def markdown(results: dict[str, dict[str, Any]]) -> str:
 def _read_baseline(path: str) -> dict[str, Any]:
     try:
         baseline = json.loads(Path(path).read_text())
-        if set(baseline["families"]) and all(set(v) == set(SEVERITIES) for v in baseline["families"].values()):
+        complete = all(set(v) == set(SEVERITIES) for v in baseline["families"].values())
+        complete = complete and set(baseline["mean"]) == set(SEVERITIES) and baseline["clean"] >= 0
+        if baseline["families"] and complete:
             return baseline
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         pass
@@ -220,6 +222,6 @@ def main(args: argparse.Namespace) -> int:
         print(json.dumps(result))
         return 0
     _print_table(result, baseline, f"{meta['arch']} on {len(indices):,} MNIST test digits per family and "
-                                   "severity, accuracy % " + ("(baseline)" if baseline else ""))
+                                   "severity, accuracy % " + ("(in brackets: baseline)" if baseline else ""))
     print(f"wrote {out / 'robustness.json'} and {out / 'robustness.png'}", file=sys.stderr)
     return 0
