@@ -206,7 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--robustness", action="store_true",
                    help="accuracy per family and severity of pens, scans and photos of test digits, each through "
                         "file -> to_mnist -> model; writes robustness.json and robustness.png into --out")
-    p.add_argument("--limit", type=int, help="--robustness: test digits drawn per family and severity (default 500)")
+    p.add_argument("--limit", type=int, default=500,
+                   help="--robustness: test digits drawn per family and severity (all, if there are fewer)")
     p.add_argument("--seed", type=int, default=0, help="--robustness: which digits, and how each is drawn")
     p.add_argument("--out", default="runs/robustness", help="--robustness: output folder")
     p.add_argument("--baseline", metavar="JSON", help="--robustness: an earlier robustness.json, shown beside")

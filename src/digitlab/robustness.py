@@ -30,7 +30,6 @@ from digitlab.robustness_families import FAMILIES, SEVERITIES, clean_picture, pi
 
 Preprocess = Callable[[bytes], np.ndarray]  # encoded picture -> uint8 (28, 28), white ink on black
 Column = tuple[Engine, Preprocess]
-DEFAULT_LIMIT = 500
 
 
 def user_path(data: bytes) -> np.ndarray:
@@ -189,10 +188,10 @@ def main(args: argparse.Namespace) -> int:
     from digitlab.train import pick_device
 
     baseline = _read_baseline(args.baseline) if args.baseline else None
-    if args.limit is not None and args.limit < 1:
+    if args.limit < 1:
         raise DigitlabError(f"--limit must be at least 1, got {args.limit}")
     digits = load_labelled(args.data)
-    indices = choose(len(digits), args.limit or min(DEFAULT_LIMIT, len(digits)), args.seed)
+    indices = choose(len(digits), min(args.limit, len(digits)), args.seed)
     device = pick_device(args.device)
     meta = describe_models(args.model)
     engine = load_engine(args.model, args.engine, device)
