@@ -41,6 +41,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     from digitlab.predict import load_engine
     from digitlab.train import pick_device
 
+    if args.robustness:
+        from digitlab import robustness
+
+        return robustness.main(args)
     device = pick_device(args.device)
     meta = describe_models(args.model)
     model = load_engine(args.model, args.engine, device)
@@ -201,6 +205,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", default="auto", help="auto (ONNX Runtime on CPU), torch or onnx")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--plot", help="also save the confusion matrix as this PNG")
+    p.add_argument("--robustness", action="store_true",
+                   help="accuracy per family and severity of pens, scans and photos of test digits, each through "
+                        "file -> to_mnist -> model; writes robustness.json and robustness.png into --out")
+    p.add_argument("--limit", type=int, default=500,
+                   help="--robustness: test digits drawn per family and severity (all, if there are fewer)")
+    p.add_argument("--seed", type=int, default=0, help="--robustness: which digits, and how each is drawn")
+    p.add_argument("--out", default="runs/robustness", help="--robustness: output folder")
+    p.add_argument("--baseline", metavar="JSON", help="--robustness: an earlier robustness.json, shown beside")
     p.set_defaults(func=_evaluate)
 
     p = sub.add_parser("predict", help="label a Kaggle test.csv or image files/folders", formatter_class=fmt)
