@@ -3,7 +3,12 @@
 MNIST was made like this (LeCun et al.): white ink on black, the digit cropped to its ink, the longer side
 scaled to 20 px keeping the aspect ratio, pasted into 28x28 so that its centre of mass sits at the centre.
 `to_mnist` repeats those steps for photographs, scans, canvas drawings and files of any size or colour mode,
-after undoing what MNIST never had: dark ink on light paper, uneven lighting, JPEG noise.
+after undoing what MNIST never had: dark ink on light paper, uneven lighting, JPEG noise. The ink is found on
+the picture reduced to ~96 px (fast, and enough to see strokes) with scipy.ndimage: polarity from the border
+against the ink's tail, the paper by a grey opening wider than the measured stroke width (so digits that fill
+the frame or are written with a marker are not hollowed out), and the connected pieces of ink near the
+heaviest one (a broken stroke stays whole; specks far away are dropped). The digit's box is then cut from the
+full-resolution picture, with the background subtracted there. benchmarks/preprocess_cases.py measures it.
 
 The web app and `digitlab predict` both call `to_mnist`; there is no second copy of this logic.
 """
