@@ -156,7 +156,7 @@ def test_evaluate_reports_ece_and_writes_the_reliability_diagram(tiny_model: Pat
                      "--reliability", str(png))
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert report["temperature"] == 0.5 and report["n"] == 1000 and report["accuracy"] > 0.9
+    assert report["temperature"] == 0.5 and report["n"] == 1000 and report["accuracy"] > 0.85
     assert 0 <= report["ece"] <= 1 and 0 <= report["ece_uncalibrated"] <= 1
     assert report["ece"] != report["ece_uncalibrated"]
     # T = 0.5 sharpens every answer: the calibrated confidence is higher than the raw one.

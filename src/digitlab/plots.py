@@ -85,7 +85,8 @@ def reliability(diagrams: list[tuple[str, dict]], path: str | os.PathLike, title
         ax.set_title(f"{label}: ECE {data['ece']:.2%}\nmean confidence {data['mean_confidence']:.2%}, "
                      f"accuracy {data['accuracy_all']:.2%}", fontsize=9)
         ax.grid(True, alpha=0.3)
-        ax.legend(loc="upper left", fontsize=7)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, bbox_to_anchor=(0.5, -0.06))
     if title:
         fig.suptitle(title, fontsize=10)
     buffer = io.BytesIO()
