@@ -252,7 +252,11 @@ def calibrate(model: str | os.PathLike | None, data: str | os.PathLike | None = 
     if data is not None:
         images, labels, described = calibration_data(data)
     else:
-        split = validation_split(read_meta(weights))
+        try:
+            split = validation_split(read_meta(weights))
+        except DigitlabError as exc:  # the training data moved or is gone: say what would work instead
+            raise DigitlabError(f"cannot rebuild the validation split of {model or weights} ({exc}); pass --data "
+                                "with labelled digits it did not train on") from None
         if split is None:
             raise DigitlabError(f"{model or weights}: no validation split recorded (trained with --val-size 0); "
                                 "pass --data with labelled digits it did not train on")
