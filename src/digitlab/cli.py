@@ -74,8 +74,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     for d, row in enumerate(result["confusion"]):
         confusion.add_row(str(d), *(f"[bold]{v}[/]" if i == d else (str(v) if v else "·") for i, v in enumerate(row)))
     console.print(confusion)
+    temperatures = result["temperature"] if isinstance(result["temperature"], list) else [result["temperature"]]
     console.print(f"confidence: ECE {result['ece']:.2%} (uncalibrated {result['ece_uncalibrated']:.2%}), "
-                  f"mean confidence {result['mean_confidence']:.2%}, temperature {result['temperature']}")
+                  f"mean {result['mean_confidence']:.2%}, T {', '.join(f'{t:.4g}' for t in temperatures)}")
     if args.plot:
         from digitlab import plots
 
