@@ -103,8 +103,7 @@ def test_fine_tuned_on_page_samples_the_page_answers_with_the_new_model(browser,
     """Samples saved from the page -> `digitlab train --init` (a few steps of the tutorial CNN) -> "Use" in
     the page -> the page's answers are the new model's."""
     pytest.importorskip("digitlab.finetune", reason="needs train --init (issue 13, part C)")
-    from digitlab.engine import TorchEngine
-    from digitlab.models import load_model
+    from digitlab.engine import load_engine
     from digitlab.serve.app import create_app
     from digitlab.serve.server import running
 
@@ -142,7 +141,8 @@ def test_fine_tuned_on_page_samples_the_page_answers_with_the_new_model(browser,
         finally:
             context.close()
     assert not page.errors and not page.foreign, (page.errors, page.foreign)
-    new = TorchEngine(load_model(output)[0]).probabilities(seen[None]).numpy()[0]
-    old = TorchEngine(load_model("tutorial")[0]).probabilities(seen[None]).numpy()[0]
+    # load_engine, as the server does: probabilities calibrated by each model's stored temperature.
+    new = load_engine(output, "torch").probabilities(seen[None]).numpy()[0]
+    old = load_engine("tutorial", "torch").probabilities(seen[None]).numpy()[0]
     np.testing.assert_allclose(shown, new, atol=2e-6)
     assert not np.allclose(new, old, atol=1e-4), "the fine-tuned model must differ from the one it started from"

@@ -28,7 +28,7 @@ from PIL import Image
 
 import digitlab
 from digitlab.data.images import open_image, to_mnist
-from digitlab.engine import Engine, TorchEngine
+from digitlab.engine import Engine, load_engine
 from digitlab.models import count_parameters, load_model, read_meta
 from digitlab.serve.app import create_app
 from digitlab.serve.limits import MAX_BATCH
@@ -97,8 +97,8 @@ def digits(mnist_test: tuple[torch.Tensor, torch.Tensor]) -> tuple[np.ndarray, n
 @pytest.fixture(scope="module")
 def reference(real_model: Path, digits: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
     """What `digitlab predict` computes for the same digits: the API must agree with it."""
-    model, _ = load_model(real_model)
-    return TorchEngine(model).probabilities(digits[0]).numpy()
+    # load_engine, as predict does: the probabilities shown are calibrated by the model's stored temperature.
+    return load_engine(real_model, "torch").probabilities(digits[0]).numpy()
 
 
 def assert_prediction(body: dict) -> None:

@@ -131,6 +131,7 @@ class SlowEngine(Engine):
 
     def __init__(self, inner: Engine, delay: float) -> None:
         self.inner, self.delay, self.started = inner, delay, threading.Event()
+        self.temperature = inner.temperature  # the same calibrated probabilities as the engine it wraps
 
     def logits(self, images: np.ndarray) -> torch.Tensor:
         self.started.set()

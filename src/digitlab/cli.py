@@ -52,6 +52,13 @@ def _evaluate(args: argparse.Namespace) -> int:
     result = evaluate(model, digits.images, digits.labels, device)
     result.update(model=[str(m) for m in args.model] if args.model else "shipped", arch=meta["arch"],
                   data=digits.source)
+    if args.reliability:
+        from digitlab import plots
+
+        plots.reliability([("uncalibrated", result["reliability_uncalibrated"]),
+                           (f"temperature {result['temperature']}", result["reliability"])], args.reliability,
+                          f"{meta['arch']} on {digits.source}")
+        print(f"wrote {args.reliability}", file=sys.stderr)
     if args.json:
         print(json.dumps(result))
         return 0
@@ -71,11 +78,28 @@ def _evaluate(args: argparse.Namespace) -> int:
     for d, row in enumerate(result["confusion"]):
         confusion.add_row(str(d), *(f"[bold]{v}[/]" if i == d else (str(v) if v else "·") for i, v in enumerate(row)))
     console.print(confusion)
+    temperatures = result["temperature"] if isinstance(result["temperature"], list) else [result["temperature"]]
+    console.print(f"confidence: ECE {result['ece']:.2%} (uncalibrated {result['ece_uncalibrated']:.2%}), "
+                  f"mean {result['mean_confidence']:.2%}, T {', '.join(f'{t:.4g}' for t in temperatures)}")
     if args.plot:
         from digitlab import plots
 
         plots.confusion(result["confusion"], args.plot, f"{meta['arch']}: {result['accuracy']:.2%}")
         console.print(f"wrote {args.plot}")
+    return 0
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from digitlab.calibrate import calibrate
+    from digitlab.train import pick_device
+
+    result = calibrate(args.model, args.data, args.engine, pick_device(args.device))
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"temperature {result['temperature']:.4f} (fitted {result['fitted_temperature']:.4f}) on "
+              f"{result['data']}: ECE {result['ece_before']:.2%} -> {result['ece_after']:.2%}, "
+              f"NLL {result['nll_before']:.4f} -> {result['nll_after']:.4f}; wrote {result['path']}")
     return 0
 
 
@@ -213,7 +237,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="--robustness: which digits, and how each is drawn")
     p.add_argument("--out", default="runs/robustness", help="--robustness: output folder")
     p.add_argument("--baseline", metavar="JSON", help="--robustness: an earlier robustness.json, shown beside")
+    p.add_argument("--reliability", metavar="FILE.png",
+                   help="also save the reliability diagram (uncalibrated and calibrated) as this PNG")
     p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser("calibrate", help="fit the temperature that makes confidences honest; store it in model.json",
+                       formatter_class=fmt)
+    p.add_argument("--model", help=MODEL_HELP)
+    p.add_argument("--data", help="labelled digits the model did not train on (default: the validation split "
+                                  "train held out, rebuilt from model.json)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--engine", default="auto", help="auto (ONNX Runtime on CPU), torch or onnx")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=_calibrate)
 
     p = sub.add_parser("predict", help="label a Kaggle test.csv or image files/folders", formatter_class=fmt)
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="test.csv, image files or folders")

@@ -3,12 +3,16 @@
     from digitlab.engine import load_engine
     engine = load_engine("strong", "auto")     # ONNX Runtime on a CPU, torch elsewhere
     logits = engine.logits(images)             # uint8 (N, 28, 28), tensor or ndarray -> float32 (N, 10) on the CPU
-    probs = engine.probabilities(images)       # the same, softmaxed
+    probs = engine.probabilities(images)       # softmax(logits / T), T from the model's model.json
 
 `TorchEngine` runs any nn.Module: a loaded model, a TorchScript module, or a model in the middle of training
 (`TorchEngine(model, device)`; the module's train/eval mode is restored after each call). `OnnxEngine` runs an
 ONNX Runtime session. `EnsembleEngine` averages its members' probabilities. `predict`, `evaluate` and `serve`
 call nothing but `logits` and `probabilities`, so none of them needs to know which engine it was given.
+
+Every probability shown is calibrated: `load_engine` gives each engine the temperature `digitlab calibrate`
+(or `train`) stored for its model (digitlab.calibrate), 1.0 for a model never calibrated or a bare module.
+`logits` stay raw; an ensemble's logits are the log of its members' averaged calibrated probabilities.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from digitlab.calibrate import stored_temperature
 from digitlab.errors import DigitlabError
 
 # Small chunks keep a CPU's activations in cache: 12.7k img/s at 256 against 5.9k at 2,048 for the
@@ -40,13 +45,20 @@ class Engine(ABC):
     """Something that turns uint8 images (N, 28, 28) into logits (N, 10)."""
 
     name: str  # 'torch' or 'onnx': what `--engine` chose, for messages and /api/model
+    temperature: float = 1.0  # probabilities are softmax(logits / temperature); load_engine sets it
 
     @abstractmethod
     def logits(self, images: Images) -> torch.Tensor:
         """uint8 (N, 28, 28) -> float32 logits (N, 10) on the CPU; N may be 0."""
 
     def probabilities(self, images: Images) -> torch.Tensor:
-        return self.logits(images).softmax(1)
+        """The calibrated probabilities every command shows."""
+        return self.logits(images).div(self.temperature).softmax(1)
+
+    def both_probabilities(self, images: Images) -> tuple[torch.Tensor, torch.Tensor]:
+        """(calibrated, uncalibrated) probabilities from one pass, for `evaluate` to compare."""
+        logits = self.logits(images)
+        return logits.div(self.temperature).softmax(1), logits.softmax(1)
 
 
 class TorchEngine(Engine):
@@ -114,6 +126,10 @@ class EnsembleEngine(Engine):
         probs = torch.stack([member.probabilities(images) for member in self.members]).mean(0)
         return probs.clamp_min(1e-12).log()
 
+    def both_probabilities(self, images: Images) -> tuple[torch.Tensor, torch.Tensor]:
+        calibrated, raw = zip(*(member.both_probabilities(images) for member in self.members), strict=True)
+        return torch.stack(calibrated).mean(0), torch.stack(raw).mean(0)
+
 
 def as_engine(model: Engine | nn.Module, device: torch.device | str = "cpu") -> Engine:
     """An engine as it is, or an nn.Module wrapped in a TorchEngine (for callers holding a bare module)."""
@@ -138,6 +154,12 @@ def load_engine(model: str | os.PathLike | list | None, engine: str = "auto",
         if len(model) > 1:
             return EnsembleEngine([load_engine(member, engine, device) for member in model])
         model = model[0] if model else None
+    single = _load_single(model, engine, device)
+    single.temperature = stored_temperature(model)
+    return single
+
+
+def _load_single(model: str | os.PathLike | None, engine: str, device: torch.device | str) -> Engine:
     is_onnx_file = model is not None and str(model).endswith(".onnx")
     if engine == "torch":
         if is_onnx_file:

@@ -1,4 +1,5 @@
-"""Accuracy, per-class precision and recall, and the confusion matrix of a model on labelled digits."""
+"""Accuracy, per-class precision and recall, the confusion matrix, and how honest the confidence is (ECE,
+calibrated and not, with the reliability diagram's data) of a model on labelled digits."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from digitlab.engine import Engine, as_engine
+from digitlab.calibrate import reliability
+from digitlab.engine import Engine, EnsembleEngine, as_engine
 
 
 def confusion_matrix(labels: torch.Tensor, predicted: torch.Tensor, classes: int = 10) -> torch.Tensor:
@@ -35,5 +37,14 @@ def metrics_from_confusion(confusion: torch.Tensor) -> dict[str, Any]:
 def evaluate(engine: Engine | nn.Module, images: torch.Tensor, labels: torch.Tensor,
              device: torch.device | str = "cpu") -> dict[str, Any]:
     """Metrics of `engine` (or a bare nn.Module, run on `device`) on uint8 images (N, 28, 28) with their labels."""
-    predicted = as_engine(engine, device).logits(images).argmax(1)
-    return metrics_from_confusion(confusion_matrix(labels, predicted))
+    engine = as_engine(engine, device)
+    calibrated, raw = engine.both_probabilities(images)
+    result = metrics_from_confusion(confusion_matrix(labels, calibrated.argmax(1)))
+    if len(labels):
+        diagram, uncalibrated = reliability(calibrated, labels), reliability(raw, labels)
+        result.update(ece=round(diagram["ece"], 6), ece_uncalibrated=round(uncalibrated["ece"], 6),
+                      mean_confidence=round(diagram["mean_confidence"], 6),
+                      temperature=[m.temperature for m in engine.members] if isinstance(engine, EnsembleEngine)
+                      else engine.temperature,
+                      reliability=diagram, reliability_uncalibrated=uncalibrated)
+    return result

@@ -55,3 +55,40 @@ def confusion(matrix: list[list[int]], path: str | os.PathLike, title: str = "")
     ax.set_title(title or "confusion matrix (off-diagonal = errors)")
     fig.colorbar(image, ax=ax, fraction=0.046)
     _save(fig, path)
+
+
+def reliability(diagrams: list[tuple[str, dict]], path: str | os.PathLike, title: str = "") -> None:
+    """Reliability diagrams side by side, one per (label, `digitlab.calibrate.reliability` data): per confidence
+    bin, the accuracy against the diagonal a calibrated model sits on, with the ECE and the bin counts."""
+    from matplotlib.figure import Figure  # no pyplot: nothing global, nothing to close
+
+    fig = Figure(figsize=(4.2 * len(diagrams), 4.4))
+    axes = fig.subplots(1, len(diagrams), squeeze=False)[0]
+    for ax, (label, data) in zip(axes, diagrams, strict=True):
+        width = 1 / data["bins"]
+        lefts = data["edges"][:-1]
+        filled = [i for i, c in enumerate(data["count"]) if c]
+        ax.plot([0, 1], [0, 1], "--", color="gray", linewidth=1, label="calibrated")
+        ax.bar([lefts[i] for i in filled], [data["accuracy"][i] for i in filled], width=width, align="edge",
+               color="tab:blue", edgecolor="white", label="accuracy")
+        # What each bin claims, as a mark across its bar: the gap to the bar's top is the miscalibration.
+        ax.hlines([data["confidence"][i] for i in filled], [lefts[i] for i in filled],
+                  [lefts[i] + width for i in filled], color="tab:red", linewidth=2, label="mean confidence")
+        for i in filled:
+            ax.text(lefts[i] + width / 2, 0.02, f"{data['count'][i]:,}", rotation=90, ha="center", va="bottom",
+                    fontsize=6, color="white" if data["accuracy"][i] > 0.15 else "black")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_aspect("equal")
+        ax.set_xlabel("confidence (bins of 1/15; counts at the foot)")
+        ax.set_ylabel("accuracy")
+        ax.set_title(f"{label}: ECE {data['ece']:.2%}\nmean confidence {data['mean_confidence']:.2%}, "
+                     f"accuracy {data['accuracy_all']:.2%}", fontsize=9)
+        ax.grid(True, alpha=0.3)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, bbox_to_anchor=(0.5, -0.06))
+    if title:
+        fig.suptitle(title, fontsize=10)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    atomic_write_bytes(path, buffer.getvalue())

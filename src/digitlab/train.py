@@ -462,6 +462,13 @@ class Trainer:
             "versions": {"digitlab": digitlab.__version__, "torch": torch.__version__,
                          "python": platform.python_version()},
         }
+        if len(self.val_set):  # honest confidence (issue 12): a temperature fitted on the held-out digits
+            from digitlab.calibrate import fit_model
+
+            meta["calibration"] = fit_model(unwrap(self.model), self.val_set.images, self.val_set.labels, self.device,
+                                            f"validation split ({len(self.val_set):,} held out, seed {cfg.seed})")
+            self.console.print(f"temperature {meta['calibration']['temperature']:.4f}: validation ECE "
+                               f"{meta['calibration']['ece_before']:.2%} -> {meta['calibration']['ece_after']:.2%}")
         save_model(self.model, meta, self.out)
         atomic_write_text(self.out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
         plots.loss_curve(self.history["step"], self.history["loss"], self.out / "loss.png",

@@ -135,14 +135,19 @@ def unwrap(model: nn.Module) -> nn.Module:
 
 
 class Ensemble(nn.Module):
-    """Several models voting by averaged probabilities; returns log-probabilities, so argmax and softmax work."""
+    """Several models voting by averaged probabilities; returns log-probabilities, so argmax and softmax work.
 
-    def __init__(self, members: list[nn.Module]) -> None:
+    Each member's probabilities are softmax(logits / its temperature), as `digitlab.engine` computes them.
+    """
+
+    def __init__(self, members: list[nn.Module], temperatures: list[float] | None = None) -> None:
         super().__init__()
         self.members = nn.ModuleList(members)
+        self.temperatures = temperatures or [1.0] * len(members)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        probs = torch.stack([m(x).float().softmax(1) for m in self.members]).mean(0)
+        probs = torch.stack([m(x).float().div(t).softmax(1)
+                             for m, t in zip(self.members, self.temperatures, strict=True)]).mean(0)
         return probs.clamp_min(1e-12).log()
 
 
@@ -153,8 +158,11 @@ def load_models(paths: list[str | os.PathLike] | None, device: str | torch.devic
         return load_model(None, device)
     if len(paths) == 1:
         return load_model(paths[0], device)
+    from digitlab.calibrate import stored_temperature  # imported here: digitlab.calibrate imports this module
+
     loaded = [load_model(p, device) for p in paths]
-    return Ensemble([m for m, _ in loaded]).to(device).eval(), _ensemble_meta([m for _, m in loaded])
+    temperatures = [stored_temperature(p) for p in paths]
+    return Ensemble([m for m, _ in loaded], temperatures).to(device).eval(), _ensemble_meta([m for _, m in loaded])
 
 
 def describe_models(paths: list[str | os.PathLike] | None) -> dict[str, Any]:
