@@ -32,8 +32,8 @@ from digitlab.segment import Layout, Piece, segment
 # Below this top probability a digit is refused as not recognised. Chosen on MNIST-test-digit pictures
 # beside letters and scribbles (see benchmarks/read_numbers.py), not on the benchmark's own seed.
 UNSURE = 0.3
-DIGIT_COST = 0.9
-CUT_COST = 0.2  # each digit costs this fraction of the picture's best top logit (see _best_chain)
+DIGIT_COST = 0.9  # each digit costs this fraction of the picture's best top logit (see _best_chain)
+CUT_COST = 0.2  # and a cut through ink (touching digits) this fraction more
 
 
 @dataclass

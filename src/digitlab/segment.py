@@ -135,7 +135,7 @@ def segment(image: Image.Image | np.ndarray) -> Layout:
         layout.slices += slices
         # A digit is about as tall as its blob, and not much smaller than the other digits of the number.
         layout.heights += [max(_join(group).height, round(0.8 * typical))] * len(slices)
-    layout.candidates = _candidates(layout.slices)
+    layout.candidates = _candidates(layout.slices, layout.heights)
     return layout
 
 
@@ -156,6 +156,10 @@ def _atoms(ink: np.ndarray) -> list[Piece]:
         ys, xs = found
         box = (xs.start, ys.start, xs.stop, ys.stop)
         pieces.append(Piece(box, labels[found] == index))
+    # A shadow or the edge of the sheet: ink along a good part of the picture's border, not a digit.
+    H, W = ink.shape
+    pieces = [p for p in pieces if not ((p.box[0] == 0 or p.box[2] == W) and p.height >= 0.5 * H)
+              and not ((p.box[1] == 0 or p.box[3] == H) and p.width >= 0.5 * W)]
     if not pieces:
         return []
     tallest = max(p.height for p in pieces)
@@ -273,16 +277,16 @@ def _slices(atoms: list[Piece], ink: np.ndarray) -> list[Piece]:
     return pieces
 
 
-def _candidates(slices: list[Piece]) -> list[tuple[int, int]]:
-    """Runs slices[i:j] that could be one digit: not too wide for their height, no wide gap inside."""
+def _candidates(slices: list[Piece], heights: list[int]) -> list[tuple[int, int]]:
+    """Runs slices[i:j] that could be one digit: no wider than a digit of their height, no wide gap inside."""
     runs = []
     for i in range(len(slices)):
         for j in range(i + 1, min(i + MAX_RUN, len(slices)) + 1):
-            box = _union_box(slices[i:j])
-            w, h = box[2] - box[0], box[3] - box[1]
             if j > i + 1:
+                box = _union_box(slices[i:j])
+                h = max(heights[i:j])  # the digit's height, not the run's: a 7's bar alone is flat and wide
                 gap = slices[j - 1].box[0] - max(s.box[2] for s in slices[i : j - 1])
-                if w > MAX_ASPECT * h or gap > MAX_GAP * h:
+                if box[2] - box[0] > MAX_ASPECT * h or gap > MAX_GAP * h:
                     break
             runs.append((i, j))
     return runs
