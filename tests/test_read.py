@@ -154,3 +154,11 @@ def test_cli_bad_input_writes_nothing(tmp_path: Path) -> None:
         assert done.returncode == 2 and done.stdout == ""
         assert done.stderr.startswith("error: ") and len(done.stderr.strip().splitlines()) == 1, done.stderr
         assert not (tmp_path / "out.csv").exists() and not list(tmp_path.glob(".out.csv*"))
+
+
+def test_a_dash_is_not_a_digit(engine: TorchEngine) -> None:
+    """Scaled up to MNIST's 20 px, a dash is a blob the model calls 0 or 8: it is refused instead."""
+    dash = strokes([[(40, 100), (160, 100)]])
+    reading = read_picture(engine, dash)
+    assert (reading.number, reading.reason) == ("", "not a digit")
+    assert read_picture(engine, dash, accept_all=True).number != ""
