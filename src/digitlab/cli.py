@@ -262,6 +262,11 @@ def build_parser() -> argparse.ArgumentParser:
                                                         "input, as DIR/<name>.png")
     p.set_defaults(func=_predict)
 
+    p = sub.add_parser("read", help="read the number (one digit or several) in each picture", formatter_class=fmt)
+    from digitlab import read_command
+
+    read_command.add_arguments(p)
+
     data = sub.add_parser("data", help="inspect, convert or download data").add_subparsers(
         dest="data_command", required=True, metavar="ACTION")
     p = data.add_parser("info", help="counts, class balance and checksums", formatter_class=fmt)

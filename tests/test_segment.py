@@ -1,0 +1,115 @@
+"""digitlab.segment: where the digits of a number are (no model involved)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageDraw
+from scipy import ndimage
+
+from digitlab.segment import segment
+
+
+def number_picture(digits: list[np.ndarray], gaps: list[int], scale: int = 3, drift: float = 0.0,
+                   sizes: list[float] | None = None, dark_on_light: bool = True, seed: int = 0) -> Image.Image:
+    """MNIST digits side by side on paper: gaps in pixels at scale 1 (negative: overlapping, 0: touching),
+    each digit scaled by sizes[i], the baseline rising `drift` pixels per pixel to the right."""
+    g = np.random.default_rng(seed)
+    crops = []
+    for k, digit in enumerate(digits):
+        s = scale * (sizes[k] if sizes else 1.0)
+        big = np.asarray(Image.fromarray(digit).resize((round(28 * s), round(28 * s)), Image.Resampling.BICUBIC))
+        cols = np.nonzero(big.max(0) > 40)[0]
+        crops.append(big[:, cols.min() : cols.max() + 1].astype(np.float32) / 255)
+    width = sum(c.shape[1] for c in crops) + sum(gaps) * scale + 40 * scale
+    height = max(c.shape[0] for c in crops) + round(abs(drift) * width) + 30 * scale
+    ink = np.zeros((height, width), np.float32)
+    x = 20 * scale
+    for k, crop in enumerate(crops):
+        if k:
+            x += gaps[k - 1] * scale
+        h, w = crop.shape
+        y = 15 * scale + round((abs(drift) * width if drift < 0 else 0) + drift * x) + (round(28 * scale) - h) // 2
+        ink[y : y + h, x : x + w] = np.maximum(ink[y : y + h, x : x + w], crop)
+        x += w
+    paper = 210 + 20 * np.linspace(0, 1, width)[None, :] + g.normal(0, 3, ink.shape)
+    picture = paper * (1 - 0.8 * ink) if dark_on_light else 30 + 200 * ink + g.normal(0, 3, ink.shape)
+    return Image.fromarray(np.clip(picture, 0, 255).astype(np.uint8))
+
+
+def strokes(lines: list[list[tuple[int, int]]], size: tuple[int, int] = (200, 200), width: int = 8) -> Image.Image:
+    """Dark pen strokes (polylines) on white paper."""
+    picture = Image.new("L", size, 255)
+    draw = ImageDraw.Draw(picture)
+    for line in lines:
+        draw.line(line, fill=0, width=width, joint="curve")
+    return picture
+
+
+def runs_covering(layout, x0: int, x1: int) -> list[tuple[int, int]]:
+    """Candidate runs whose box spans the input columns x0..x1."""
+    found = []
+    for i, j in layout.candidates:
+        box = layout.input_box(layout.piece(i, j))
+        if box[0] <= x0 and box[2] >= x1:
+            found.append((i, j))
+    return found
+
+
+def test_blank_pictures_have_no_digits() -> None:
+    g = np.random.default_rng(0)
+    paper = np.clip(200 + g.normal(0, 4, (300, 400)), 0, 255).astype(np.uint8)
+    for picture in (Image.new("L", (300, 200), 255), Image.fromarray(paper), np.zeros((50, 90), np.uint8)):
+        layout = segment(picture)
+        assert layout.slices == [] and layout.candidates == []
+
+
+def test_detached_top_of_a_five_is_one_digit() -> None:
+    """The bar and the body are separate blobs, merged into one digit as tall as both together."""
+    five = strokes([[(70, 40), (130, 40)],  # the top bar, not touching the body
+                    [(70, 55), (66, 95), (100, 88), (126, 105), (124, 140), (96, 158), (66, 148)]])
+    layout = segment(five)
+    assert runs_covering(layout, 66, 130)  # one run holds the whole digit
+    # Every slice, the bar's included, is judged against the whole digit's height (~120 px), not its own.
+    assert min(layout.heights) >= 110, layout.heights
+
+
+def test_separate_digits_are_never_one_candidate() -> None:
+    ones = strokes([[(40, 40), (44, 160)], [(150, 40), (150, 160)]])
+    layout = segment(ones)
+    assert not runs_covering(layout, 44, 146)
+    assert len(layout.slices) == 2
+
+
+@pytest.mark.mnist
+def test_touching_digits_can_be_cut_where_they_meet(mnist_test: tuple[torch.Tensor, torch.Tensor]) -> None:
+    pixels = mnist_test[0].numpy()
+    for a, b, gap in ((0, 4, -1), (0, 4, -2), (1, 2, -1), (1, 2, -2)):  # MNIST test: a 7 and a 4, a 2 and a 1
+        left = np.asarray(Image.fromarray(pixels[a]).resize((84, 84), Image.Resampling.BICUBIC))
+        width = int(np.ptp(np.nonzero(left.max(0) > 40)[0])) + 1
+        picture = number_picture([pixels[a], pixels[b]], gaps=[gap])
+        layout = segment(picture)
+        assert ndimage.label(layout.ink > 0, np.ones((3, 3)))[1] == 1, "the two digits touch: one blob"
+        boundaries = [layout.input_box(s)[0] for s in layout.slices[1:]]
+        # Some slice boundary lies where the second digit begins (after 60 px of margin at scale 3).
+        second = 60 + width + 3 * gap
+        assert any(abs(x - second) <= 0.12 * width for x in boundaries), (boundaries, second)
+
+
+@pytest.mark.mnist
+def test_polarity_and_scale_do_not_change_the_cut(mnist_test: tuple[torch.Tensor, torch.Tensor]) -> None:
+    pixels = mnist_test[0].numpy()
+    digits = [pixels[i] for i in (0, 1, 2)]
+    dark = segment(number_picture(digits, [6, 6]))
+    light = segment(number_picture(digits, [6, 6], dark_on_light=False))
+    # The same ink in the same place: the same extent and digit heights (cut points may differ by a speck).
+    whole_dark, whole_light = dark.piece(0, len(dark.slices)), light.piece(0, len(light.slices))
+    assert np.abs(np.subtract(whole_dark.box, whole_light.box)).max() <= 2
+    assert sorted(set(dark.heights)) == sorted(set(light.heights))
+    big = number_picture(digits, [6, 6], scale=16)  # 2,000+ px wide: segmented on a smaller copy
+    layout = segment(big)
+    assert layout.scale < 1
+    boxes = [layout.input_box(layout.piece(i, i + 1)) for i in range(len(layout.slices))]
+    assert max(b[2] for b in boxes) <= big.width and max(b[3] for b in boxes) <= big.height
+    assert min(b[0] for b in boxes) >= 16 * 20 - 16  # boxes are in the input's pixels, not the copy's
