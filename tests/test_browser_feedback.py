@@ -103,8 +103,7 @@ def test_fine_tuned_on_page_samples_the_page_answers_with_the_new_model(browser,
     """Samples saved from the page -> `digitlab train --init` (a few steps of the tutorial CNN) -> "Use" in
     the page -> the page's answers are the new model's."""
     pytest.importorskip("digitlab.finetune", reason="needs train --init (issue 13, part C)")
-    from digitlab.engine import TorchEngine
-    from digitlab.models import load_model
+    from digitlab.engine import load_engine
     from digitlab.read import read_picture
     from digitlab.serve.app import create_app
     from digitlab.serve.server import running
@@ -145,7 +144,8 @@ def test_fine_tuned_on_page_samples_the_page_answers_with_the_new_model(browser,
             context.close()
     assert not page.errors and not page.foreign, (page.errors, page.foreign)
     sent = Image.open(folder / json.loads((folder / "feedback.jsonl").read_text().splitlines()[-1])["original"])
-    new = read_picture(TorchEngine(load_model(output)[0]), sent).digits[0].probabilities
-    old = read_picture(TorchEngine(load_model("tutorial")[0]), sent).digits[0].probabilities
+    # load_engine, as the server does: the probabilities shown are calibrated by the model's stored temperature.
+    new = read_picture(load_engine(output, "torch", "cpu"), sent).digits[0].probabilities
+    old = read_picture(load_engine("tutorial", "torch", "cpu"), sent).digits[0].probabilities
     np.testing.assert_allclose(shown, new, atol=2e-6)
     assert not np.allclose(new, old, atol=1e-4), "the fine-tuned model must differ from the one it started from"
