@@ -432,6 +432,7 @@
   const teachEl = document.getElementById("teach");
   const confirmBtn = document.getElementById("confirm");
   const pickerEl = document.getElementById("picker");
+  const teachOrEl = document.getElementById("teach-or");
   const teachStatusEl = document.getElementById("teach-status");
   const countEl = document.getElementById("feedback-count");
   const commandEl = document.getElementById("finetune-command");
@@ -467,6 +468,7 @@
   // The picker speaks of the chosen digit of a number ("No, digit 2 is 5").
   function pickerFor(k) {
     const many = Boolean(answer) && answer.digits.length > 1;
+    teachOrEl.textContent = many ? `no, digit ${k + 1} is` : "no, it is";
     picks.forEach((b, d) => b.setAttribute("aria-label", many ? `No, digit ${k + 1} is ${d}` : `No, it is ${d}`));
     picks.forEach((b, d) => b.classList.toggle("chosen", Boolean(answer) && answer.labels[k] === d &&
       answer.labels[k] !== answer.digits[k].predicted));
@@ -490,6 +492,7 @@
     setTeachEnabled(false);
     picks.forEach((b) => b.classList.remove("chosen"));
     confirmBtn.textContent = "Yes";
+    teachOrEl.textContent = "no, it is";
     teachStatus("");
   }
 
