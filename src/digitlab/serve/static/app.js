@@ -167,7 +167,10 @@
     overlayCtx.clearRect(0, 0, overlay.width, overlay.height);
     if (!reading) return;
     overlayCtx.setTransform(scale, 0, 0, scale, 0, 0);
-    overlayCtx.font = "600 18px ui-sans-serif, system-ui, sans-serif";
+    // Labels stay legible on a phone, where a pad unit is well under a CSS pixel.
+    const unitsPerPx = WIDTH / (overlay.getBoundingClientRect().width || WIDTH);
+    const fontSize = Math.max(18, 13 * unitsPerPx);
+    overlayCtx.font = `600 ${fontSize.toFixed(1)}px ui-sans-serif, system-ui, sans-serif`;
     overlayCtx.textBaseline = "bottom";
     reading.digits.forEach((digit, k) => {
       const [x0, y0, x1, y1] = digit.box.map((v, i) => v * view.scale + (i % 2 ? view.dy : view.dx));
@@ -179,7 +182,7 @@
       overlayCtx.strokeRect(x0 - 3, y0 - 3, x1 - x0 + 6, y1 - y0 + 6);
       overlayCtx.fillStyle = colour;
       const tag = refused ? "?" : `${digit.label} ${Math.round(digit.confidence * 100)}%`;
-      overlayCtx.fillText(tag, x0 - 3, Math.max(y0 - 5, 18));
+      overlayCtx.fillText(tag, x0 - 3, Math.max(y0 - 5, fontSize));
     });
   }
 
