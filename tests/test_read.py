@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -93,7 +94,7 @@ def test_blank_pictures_read_as_nothing(engine: TorchEngine) -> None:
     g = np.random.default_rng(0)
     paper = Image.fromarray(np.clip(190 + 30 * np.linspace(0, 1, 400)[None] + g.normal(0, 4, (300, 400)), 0, 255)
                             .astype(np.uint8))
-    for picture in (Image.new("L", (280, 280), 255), paper, Image.open(__import__("io").BytesIO(as_jpeg(paper)))):
+    for picture in (Image.new("L", (280, 280), 255), paper, Image.open(io.BytesIO(as_jpeg(paper)))):
         for accept_all in (False, True):
             reading = read_picture(engine, picture, accept_all=accept_all)
             assert (reading.number, reading.reason, reading.digits) == ("", "blank", [])
@@ -130,7 +131,8 @@ def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.mnist
-def test_cli_reads_csv_and_json(tmp_path: Path, mnist_test: tuple[torch.Tensor, torch.Tensor]) -> None:
+def test_cli_reads_csv_and_json(tmp_path: Path, mnist_test: tuple[torch.Tensor, torch.Tensor],
+                                monkeypatch: pytest.MonkeyPatch) -> None:
     number_picture(digits_of(mnist_test, "042"), [6, 6]).save(tmp_path / "a.png")
     Image.new("L", (200, 100), 255).save(tmp_path / "blank.jpg")
     done = run_cli("a.png", "blank.jpg", "--engine", "torch", cwd=tmp_path)
@@ -138,19 +140,43 @@ def test_cli_reads_csv_and_json(tmp_path: Path, mnist_test: tuple[torch.Tensor, 
     lines = done.stdout.splitlines()
     assert lines[0] == "file,number,confidence,reason"
     assert lines[1].startswith("a.png,042,") and lines[2].startswith("blank.jpg,,") and lines[2].endswith("blank")
-    done = run_cli("a.png", "--json", "--output", "out.json", "--engine", "torch", cwd=tmp_path)
-    assert done.returncode == 0 and done.stdout == ""
+    from digitlab.cli import main  # JSON in-process: one start of the interpreter per test is enough
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["read", "a.png", "--json", "--output", "out.json", "--engine", "torch"]) == 0
     [entry] = json.loads((tmp_path / "out.json").read_text())
     assert entry["file"] == "a.png" and entry["number"] == "042"
     assert [d["label"] for d in entry["digits"]] == [0, 4, 2] and all(len(d["box"]) == 4 for d in entry["digits"])
 
 
-def test_cli_bad_input_writes_nothing(tmp_path: Path) -> None:
+def test_cli_bad_input_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
     strokes([[(100, 30), (100, 170)]]).save(tmp_path / "one.png")
     (tmp_path / "text.png").write_text("not an image")
     (tmp_path / "empty.png").write_bytes(b"")
-    for bad in ("text.png", "empty.png", "missing.png"):
-        done = run_cli("one.png", bad, "--output", "out.csv", cwd=tmp_path)
-        assert done.returncode == 2 and done.stdout == ""
-        assert done.stderr.startswith("error: ") and len(done.stderr.strip().splitlines()) == 1, done.stderr
-        assert not (tmp_path / "out.csv").exists() and not list(tmp_path.glob(".out.csv*"))
+    (tmp_path / "huge.png").write_bytes(as_png(Image.new("1", (8000, 6000))))
+    done = run_cli("one.png", "text.png", "--output", "out.csv", cwd=tmp_path)  # once as a real process
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.startswith("error: ") and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    from digitlab.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    for bad in ("empty.png", "huge.png", "missing.png", "text.png"):
+        assert main(["read", "one.png", bad, "--output", "out.csv"]) == 2
+        out, err = capsys.readouterr()
+        assert out == "" and err.startswith(f"error: {bad}") and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "out.csv").exists() and not list(tmp_path.glob(".out.csv*"))
+
+
+def as_png(picture: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_a_dash_is_not_a_digit(engine: TorchEngine) -> None:
+    """Scaled up to MNIST's 20 px, a dash is a blob the model calls 0 or 8: it is refused instead."""
+    dash = strokes([[(40, 100), (160, 100)]])
+    reading = read_picture(engine, dash)
+    assert (reading.number, reading.reason) == ("", "not a digit")
+    assert read_picture(engine, dash, accept_all=True).number != ""

@@ -32,6 +32,7 @@ from digitlab.segment import Layout, Piece, segment
 # Below this top probability a digit is refused as not recognised. Chosen on MNIST-test-digit pictures
 # beside letters and scribbles (see benchmarks/read_numbers.py), not on the benchmark's own seed.
 UNSURE = 0.3
+MIN_STROKES = 2.5  # a digit is at least this many stroke widths tall
 DIGIT_COST = 0.9  # each digit costs this fraction of the picture's best top logit (see _best_chain)
 CUT_COST = 0.2  # and a cut through ink (touching digits) this fraction more
 
@@ -133,15 +134,20 @@ def _best_chain(layout: Layout, top: np.ndarray) -> list[int]:
 
 def _digit(layout: Layout, piece: Piece, crop: np.ndarray, p: np.ndarray, accept_all: bool) -> Digit:
     label = int(p.argmax())
-    reason = None if accept_all else _refusal(crop, p)
+    reason = None if accept_all else _refusal(crop, p, piece.height / layout.stroke)
     return Digit(layout.input_box(piece), None if reason else label, float(p.max()),
                  [round(float(v), 6) for v in p], reason)
 
 
-def _refusal(crop: np.ndarray, p: np.ndarray) -> str | None:
-    """Why this crop is not read as a digit, or None."""
+def _refusal(crop: np.ndarray, p: np.ndarray, strokes_tall: float) -> str | None:
+    """Why this crop is not read as a digit, or None.
+
+    A stand-in until digitlab.refuse judges crops: only what needs no trained model is refused here.
+    """
     if not crop.any():
         return "blank"
-    if p.max() < UNSURE:
+    # Scaled to 20 px, a dash or a dot becomes a fat blob that any classifier calls 0 or 8; a digit is
+    # several strokes tall (MNIST's ~7), a dash about one.
+    if strokes_tall < MIN_STROKES or p.max() < UNSURE:
         return "not a digit"
     return None

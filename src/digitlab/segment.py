@@ -32,6 +32,7 @@ SPLITTABLE = 0.45  # a blob wider than this for its height may be touching digit
 MAX_ASPECT = 1.6  # no digit is wider than this for its height (MNIST's widest 0.1% are 1.67)
 MAX_RUN = 5  # a digit is made of at most this many slices
 MAX_GAP = 0.15  # blobs further apart than this (relative to height) are never one digit
+MAX_CUTS = 30  # per blob: a line or a scribble gets no more, however long
 
 
 @dataclass
@@ -65,6 +66,7 @@ class Layout:
     candidates: list[tuple[int, int]]
     heights: list[int] = field(default_factory=list)  # per slice: how tall a digit around it is
     blobs: list[int] = field(default_factory=list)  # per slice: which group of ink it was cut from
+    stroke: float = 1.0  # typical stroke width, work pixels: a digit is several strokes tall, a dash is one
 
     def cuts_ink(self, i: int) -> bool:
         """Whether starting a digit at slice i cuts through ink (i and the slice before it touch)."""
@@ -127,6 +129,7 @@ def segment(image: Image.Image | np.ndarray) -> Layout:
             layout.candidates = [(0, 1)]
             layout.heights, layout.blobs = [layout.slices[0].height], [0]
         return layout
+    layout.stroke = _stroke_width(ink > 0)
     groups = _merge(_atoms(ink))
     typical = float(np.median([_join(g).height for g in groups])) if groups else 0.0
     for blob, group in enumerate(groups):
@@ -266,7 +269,7 @@ def _slices(atoms: list[Piece], ink: np.ndarray) -> list[Piece]:
     for x in sorted(minima, key=lambda x: profile[x]):
         if all(abs(x - c) > reach for c in cuts):
             cuts.append(x)
-        if len(cuts) >= max(1, round(3 * w / h)):
+        if len(cuts) >= min(MAX_CUTS, max(1, round(3 * w / h))):
             break
     cuts = sorted(cuts)
     pieces = []
