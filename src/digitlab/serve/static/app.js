@@ -4,6 +4,7 @@
 // found, each is prepared like MNIST (to_mnist) and classified, and marks that are not digits are refused.
 // Each digit gets a box on the pad and its own probability bars; the 28x28 preview shows the chosen digit
 // as the model sees it. Mouse, pen and touch all draw (touch-action: none keeps a finger from scrolling).
+// feedback.js (confirming or correcting an answer) and model.js (the footer) are loaded before this file.
 "use strict";
 
 (() => {
@@ -43,6 +44,13 @@
   let view = { scale: 1, dx: 0, dy: 0 };  // the sent picture's pixels -> pad units (an upload is fitted in)
   let reading = null;        // the answer on show (POST /api/read's body)
   let selected = 0;          // the digit whose bars and 28x28 input are shown
+  // Confirming or correcting the answer on show: feedback.js.
+  const feedback = window.digitlabFeedback({ selected: () => selected, selectDigit, showModel: () => showModel() });
+  // The footer (model.js); when another model answers, the pad is read again by it.
+  const showModel = window.digitlabModelInfo((info) => {
+    setStatus(`Now answering with ${info.source}`);
+    if (hasInk) readNow();
+  });
 
   // ------------------------------------------------------------------ bars
 
@@ -157,7 +165,7 @@
     previewCaption.textContent = reading.digits.length > 1 ? `Digit ${k + 1} as the model sees it` : "What the model sees";
     Array.from(digitsEl.children).forEach((li, i) => li.classList.toggle("selected", i === k));
     drawBoxes();
-    pickerFor(k);
+    feedback.pickerFor(k);
   }
 
   // A box per digit on the overlay, in the sent picture's pixels mapped onto the pad; refused marks dashed.
@@ -209,7 +217,7 @@
 
   function schedule() {
     setState("busy");
-    forgetAnswer();  // the drawing changed: the answer on show is no longer the one to confirm
+    feedback.forgetAnswer();  // the drawing changed: the answer on show is no longer the one to confirm
     if (timer === null) timer = setTimeout(() => { timer = null; readDrawing(); }, THROTTLE_MS);
   }
 
@@ -233,7 +241,7 @@
       const result = await postImage(blob, "drawing.png");
       if (gen === generation) {
         showResult(result);
-        if (!dirty) answered(blob, "drawing.png", result);
+        if (!dirty) feedback.answered(blob, "drawing.png", result);
       }
     } catch (err) {
       if (gen === generation) { setState("error"); setStatus(err.message, true); }
@@ -293,7 +301,7 @@
 
   function clearAll() {
     generation++;
-    forgetAnswer();
+    feedback.forgetAnswer();
     if (timer !== null) { clearTimeout(timer); timer = null; }
     dirty = false;
     resetPad();
@@ -322,7 +330,7 @@
   pad.addEventListener("pointerdown", (event) => {
     if (activePointer !== null || (event.pointerType === "mouse" && event.button !== 0)) return;
     event.preventDefault();
-    if (showingUpload) { generation++; resetPad(); forgetAnswer(); showEmpty(); }
+    if (showingUpload) { generation++; resetPad(); feedback.forgetAnswer(); showEmpty(); }
     activePointer = event.pointerId;
     try {
       pad.setPointerCapture(event.pointerId);  // keep the stroke when the pointer leaves the pad
@@ -400,7 +408,7 @@
       const result = await postImage(file, file.name || "upload");
       if (gen === generation) {
         showResult(result);
-        answered(file, file.name || "upload", result);
+        feedback.answered(file, file.name || "upload", result);
         setState("ready");
         setStatus(`Uploaded: ${file.name}`);
       }
@@ -426,207 +434,9 @@
     if (file) readFile(file);
   });
 
-  // ------------------------------------------------------------------ corrections (POST /api/feedback)
-  // After each answer the user confirms it or picks the right digit; the picture that was answered goes to
-  // the server with one {label, predicted, box} per digit, which it saves as training samples (`digitlab
-  // serve --feedback DIR`). In a number the picker corrects the chosen digit (click a digit to choose it);
-  // a refused mark must be given its digit before the number can be saved.
-
-  const teachEl = document.getElementById("teach");
-  const confirmBtn = document.getElementById("confirm");
-  const pickerEl = document.getElementById("picker");
-  const teachOrEl = document.getElementById("teach-or");
-  const teachStatusEl = document.getElementById("teach-status");
-  const countEl = document.getElementById("feedback-count");
-  const commandEl = document.getElementById("finetune-command");
-  const useBtn = document.getElementById("use-finetuned");
-  const picks = [];
-  let answer = null;       // {blob, name, digits: [{predicted, box}], labels, saved}: the answer on show
-  let feedbackOn = false;  // the server saves feedback (GET /api/feedback says so)
-  let finetuned = null;    // the folder the fine-tune command writes, which "Use" switches to
-
-  for (let d = 0; d < 10; d++) {
-    const button = document.createElement("button");
-    button.type = "button";
-    button.textContent = String(d);
-    button.dataset.testid = `correct-${d}`;
-    button.setAttribute("aria-label", `No, it is ${d}`);
-    button.disabled = true;
-    button.addEventListener("click", () => correct(d));
-    pickerEl.appendChild(button);
-    picks.push(button);
-  }
-  confirmBtn.addEventListener("click", () => { if (answer) sendFeedback(answer.digits.map((g) => g.predicted)); });
-
-  function teachStatus(message, isError) {
-    teachStatusEl.textContent = message;
-    teachStatusEl.classList.toggle("error", Boolean(isError));
-  }
-
-  function setTeachEnabled(on) {
-    confirmBtn.disabled = !on || !answer || answer.digits.some((g) => g.predicted === null);
-    picks.forEach((b) => { b.disabled = !on; });
-  }
-
-  // The picker speaks of the chosen digit of a number ("No, digit 2 is 5").
-  function pickerFor(k) {
-    const many = Boolean(answer) && answer.digits.length > 1;
-    teachOrEl.textContent = many ? `no, digit ${k + 1} is` : "no, it is";
-    picks.forEach((b, d) => b.setAttribute("aria-label", many ? `No, digit ${k + 1} is ${d}` : `No, it is ${d}`));
-    picks.forEach((b, d) => b.classList.toggle("chosen", Boolean(answer) && answer.labels[k] === d &&
-      answer.labels[k] !== answer.digits[k].predicted));
-  }
-
-  function answered(blob, name, result) {
-    answer = result.digits.length === 0 ? null : {
-      blob, name, saved: false,
-      digits: result.digits.map((g) => ({ predicted: g.label, box: g.box })),
-      labels: result.digits.map((g) => g.label),
-    };
-    picks.forEach((b) => b.classList.remove("chosen"));
-    confirmBtn.textContent = answer && result.number ? `Yes, ${result.number}` : "Yes";
-    setTeachEnabled(feedbackOn && answer !== null);
-    teachStatus(answer && result.number === "" && feedbackOn ? "Which digit is the marked one? Pick it below." : "");
-    if (answer) pickerFor(selected);
-  }
-
-  function forgetAnswer() {
-    answer = null;
-    setTeachEnabled(false);
-    picks.forEach((b) => b.classList.remove("chosen"));
-    confirmBtn.textContent = "Yes";
-    teachOrEl.textContent = "no, it is";
-    teachStatus("");
-  }
-
-  // The chosen digit is `d`: saved at once when every digit then has a label, else on to the next unknown one.
-  function correct(d) {
-    if (!answer || answer.saved) return;
-    answer.labels[selected] = d;
-    const unknown = answer.labels.indexOf(null);
-    if (unknown < 0) {
-      sendFeedback(answer.labels.slice());
-      return;
-    }
-    selectDigit(unknown);
-    teachStatus(`Digit ${unknown + 1} is not read: which digit is it?`);
-  }
-
-  async function sendFeedback(labels) {
-    if (!answer || answer.saved || labels.some((label) => label === null)) return;
-    const sending = answer;
-    setTeachEnabled(false);
-    teachStatus("Saving…");
-    const form = new FormData();
-    form.append("file", sending.blob, sending.name);
-    form.append("digits", JSON.stringify(sending.digits.map((g, k) => (
-      { label: labels[k], predicted: g.predicted, box: g.box }))));
-    try {
-      const response = await fetch("/api/feedback", { method: "POST", body: form });
-      const body = await response.json().catch(() => ({}));
-      if (!response.ok) throw new Error(body.error || `server answered ${response.status}`);
-      sending.saved = true;
-      if (answer !== sending) return;  // the drawing changed meanwhile; the sample is saved all the same
-      pickerFor(selected);
-      const same = labels.every((label, k) => label === sending.digits[k].predicted);
-      teachStatus(same ? `Saved: confirmed ${labels.join("")}` : `Saved as ${labels.join("")}`);
-      teachEl.dataset.saved = body.ids.join(" ");
-      showCounts(body.counts);
-    } catch (err) {
-      if (answer === sending) setTeachEnabled(true);
-      teachStatus(err.message, true);
-    }
-  }
-
-  function showCounts(counts) {
-    const total = counts.total;
-    countEl.textContent = total === 0 ? "No samples saved yet" : `${total} sample${total === 1 ? "" : "s"} saved`;
-    countEl.dataset.total = String(total);
-  }
-
-  async function loadFeedback() {
-    try {
-      const info = await (await fetch("/api/feedback")).json();
-      feedbackOn = Boolean(info.enabled);
-      teachEl.hidden = !feedbackOn;
-      if (!feedbackOn) return;
-      commandEl.textContent = info.command;
-      finetuned = info.output;
-      useBtn.textContent = `Use ${finetuned}`;
-      showCounts(info.counts);
-      if (answer && !answer.saved) setTeachEnabled(true);
-    } catch (_) {
-      teachEl.hidden = true;
-    }
-  }
-
-  useBtn.addEventListener("click", async () => {
-    useBtn.disabled = true;
-    teachStatus(`Loading ${finetuned}…`);
-    try {
-      const response = await fetch("/api/model", {
-        method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ model: finetuned }),
-      });
-      const body = await response.json().catch(() => ({}));
-      if (response.status === 404) throw new Error(`No model in ${finetuned} yet: run the command above first`);
-      if (!response.ok) throw new Error(body.error || `server answered ${response.status}`);
-      teachStatus(`Now answering with ${finetuned}`);
-      await showModel();
-    } catch (err) {
-      teachStatus(err.message, true);
-    } finally {
-      useBtn.disabled = false;
-    }
-  });
-
-  // ------------------------------------------------------------------ footer
-
-  // The model can change under the page (POST /api/model, or its folder reloaded after a fine-tune), so
-  // the footer is refreshed every few seconds while the page is visible; asking is also what lets the server
-  // notice a changed model folder when nobody is drawing.
-  const MODEL_POLL_MS = 5000;
-  let shownModel = null;  // loaded_at + sha256 of the model the footer describes
-
-  // "shipped (strong.safetensors)" stays; a path is shortened to its last two parts: runs/my-handwriting.
-  function sourceLabel(source) {
-    return source.startsWith("shipped") ? source : source.split(/[\\/]/).filter(Boolean).slice(-2).join("/");
-  }
-
-  function describeModel(info) {
-    const parts = [`Model: ${info.arch}`, sourceLabel(String(info.source))];
-    if (info.parameters) parts.push(`${info.parameters.toLocaleString("en-US")} parameters`);
-    if (typeof info.accuracy === "number") parts.push(`${(info.accuracy * 100).toFixed(2)}% MNIST test accuracy`);
-    parts.push(`${info.engine} engine`, `digitlab ${info.version}`);
-    return parts.join(" · ");
-  }
-
-  async function showModel() {
-    const el = document.getElementById("model-info");
-    try {
-      const info = await (await fetch("/api/model")).json();
-      const id = `${info.loaded_at} ${info.sha256}`;
-      if (id === shownModel) return info;
-      const changed = shownModel !== null;
-      shownModel = id;
-      el.textContent = describeModel(info);
-      el.title = `${info.source} · loaded ${info.loaded_at} · sha256 ${String(info.sha256).slice(0, 12)}`;
-      el.dataset.source = info.source;
-      el.dataset.sha256 = info.sha256;
-      if (changed) {
-        setStatus(`Now answering with ${info.source}`);
-        if (hasInk) readNow();  // show the new model's answer for what is on the pad
-      }
-      return info;
-    } catch (_) {
-      el.textContent = "Model information unavailable";
-      return null;
-    }
-  }
-  setInterval(() => { if (document.visibilityState === "visible") showModel(); }, MODEL_POLL_MS);
-
   resetPad();
   fitPad();
   showEmpty();
   showModel();
-  loadFeedback();
+  feedback.load();
 })();
