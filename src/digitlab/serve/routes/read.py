@@ -19,6 +19,7 @@ confirmation or a correction will teach the model.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from functools import partial
 from typing import Annotated, Any
 
@@ -50,9 +51,12 @@ read = Operation(
 AcceptAll = Annotated[bool, Query(description="read every mark as its most likely digit, never refuse")]
 
 
-def reading(runner: ModelRunner, load: Any, accept_all: bool) -> tuple[dict[str, Any], float]:
+Load = Callable[[], Image.Image | np.ndarray]  # decodes the request's picture (in the worker thread)
+
+
+def reading(runner: ModelRunner, load: Load, accept_all: bool) -> tuple[dict[str, Any], float]:
     """Decode the picture (`load()`), read it, and cut each digit's 28x28 input (runs in a worker thread)."""
-    picture: Image.Image | np.ndarray = load()
+    picture = load()
     start = time.perf_counter()
     with client_image("picture"):
         result = read_picture(runner.engine, picture, accept_all=accept_all)
@@ -66,7 +70,7 @@ def reading(runner: ModelRunner, load: Any, accept_all: bool) -> tuple[dict[str,
     return payload, time.perf_counter() - start
 
 
-async def answer(runner: ModelRunner, load: Any, accept_all: bool) -> JSONResponse:
+async def answer(runner: ModelRunner, load: Load, accept_all: bool) -> JSONResponse:
     payload, read_s = await runner.call(partial(reading, runner, load, accept_all))
     return JSONResponse(payload, headers={"server-timing": f"read;dur={read_s * 1000:.3f}"})
 
