@@ -60,6 +60,7 @@ class Layout:
     """
 
     ink: np.ndarray  # float32 (H, W) in [0, 1], white ink on black, at work scale
+    gray: np.ndarray  # float32 (H, W) in [0, 1], the picture as it is, at work scale
     scale: float  # work pixels per input pixel
     size: tuple[int, int]  # the input's (width, height)
     slices: list[Piece]
@@ -80,13 +81,21 @@ class Layout:
         return _join(self.slices[i:j])
 
     def crop(self, piece: Piece) -> np.ndarray:
-        """The piece's ink alone (other digits' pixels in its box blanked), padded: uint8, white on black."""
+        """The picture around the piece, everything but the piece's own ink (and its soft edge) painted over
+        with the paper around it: what `to_mnist` gets, as if the digit had been photographed alone."""
         x0, y0, x1, y1 = piece.box
-        ink = self.ink[y0:y1, x0:x1] * piece.mask
         pad = max(4, round(0.15 * max(piece.width, piece.height)))
-        out = np.pad(ink, pad)
+        H, W = self.gray.shape
+        a0, b0, a1, b1 = max(0, x0 - pad), max(0, y0 - pad), min(W, x1 + pad), min(H, y1 + pad)
+        own = np.zeros((b1 - b0, a1 - a0), dtype=bool)
+        own[y0 - b0 : y1 - b0, x0 - a0 : x1 - a0] = piece.mask
+        own = ndimage.binary_dilation(own, iterations=2)
+        gray = self.gray[b0:b1, a0:a1]
+        paper = self.ink[b0:b1, a0:a1] == 0
+        fill = float(np.median(gray[paper & ~own])) if (paper & ~own).any() else float(np.median(gray))
+        out = np.where(own, gray, fill)
         if out.shape == (28, 28):  # to_mnist takes exactly 28x28 to be MNIST already; this one is not
-            out = np.pad(out, ((0, 1), (0, 0)))
+            out = np.pad(out, ((0, 1), (0, 0)), mode="edge")
         return np.clip(np.rint(out * 255), 0, 255).astype(np.uint8)
 
     def input_box(self, piece: Piece) -> tuple[int, int, int, int]:
@@ -98,8 +107,8 @@ class Layout:
                 min(w, int(np.ceil(x1 / s))), min(h, int(np.ceil(y1 / s))))
 
 
-def ink_of(image: Image.Image | np.ndarray) -> tuple[np.ndarray, float, tuple[int, int]]:
-    """Picture -> (white-on-black ink at work scale, work pixels per input pixel, input (width, height))."""
+def gray_of(image: Image.Image | np.ndarray) -> tuple[np.ndarray, float, tuple[int, int]]:
+    """Picture -> (grey in [0, 1] at work scale, work pixels per input pixel, input (width, height))."""
     if isinstance(image, np.ndarray):
         gray = image.astype(np.float32)
         if gray.ndim == 3:
@@ -115,13 +124,14 @@ def ink_of(image: Image.Image | np.ndarray) -> tuple[np.ndarray, float, tuple[in
     if scale < 1.0:
         size = (max(1, round(w * scale)), max(1, round(h * scale)))
         gray = np.asarray(Image.fromarray(gray, mode="F").resize(size, Image.Resampling.BOX), dtype=np.float32)
-    return _ink_on_black(gray), scale, (w, h)
+    return gray, scale, (w, h)
 
 
 def segment(image: Image.Image | np.ndarray) -> Layout:
     """The slices of a picture's ink and the runs of them that may be digits (none: a blank picture)."""
-    ink, scale, size = ink_of(image)
-    layout = Layout(ink, scale, size, [], [])
+    gray, scale, size = gray_of(image)
+    ink = _ink_on_black(gray)
+    layout = Layout(ink, gray, scale, size, [], [])
     if ink.shape == (28, 28) or min(ink.shape) < 8:
         # An MNIST-sized picture is one digit, as `predict` reads it.
         if (ink > 0).any():
@@ -195,7 +205,7 @@ def _merge(atoms: list[Piece]) -> list[list[Piece]]:
         boxes = [boxes[i] for i in order]
         for i in range(len(groups) - 1):
             for j in range(i + 1, min(i + 3, len(groups))):
-                if _same_digit(boxes[i], boxes[j], groups[i], groups[j]):
+                if _same_digit(boxes[i], boxes[j]):
                     groups[i] = groups[i] + groups[j]
                     del groups[j]
                     changed = True
@@ -205,8 +215,7 @@ def _merge(atoms: list[Piece]) -> list[list[Piece]]:
     return sorted(groups, key=lambda g: _union_box(g)[0])
 
 
-def _same_digit(a: tuple[int, int, int, int], b: tuple[int, int, int, int],
-                atoms_a: list[Piece], atoms_b: list[Piece]) -> bool:
+def _same_digit(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
     wa, ha = a[2] - a[0], a[3] - a[1]
     wb, hb = b[2] - b[0], b[3] - b[1]
     overlap = min(a[2], b[2]) - max(a[0], b[0])
@@ -218,12 +227,10 @@ def _same_digit(a: tuple[int, int, int, int], b: tuple[int, int, int, int],
     # One above the other, mostly overlapping in x: the detached top of a 5, a 4's second stroke.
     if overlap >= 0.5 * min(wa, wb) and uw <= ONE_DIGIT_MAX * uh:
         return True
-    # A small piece hanging off the side of a bigger one (the bar of a 7, the end of a broken stroke):
-    # it overlaps or nearly touches, and the two together are no wider than one digit.
+    # A small piece beside a bigger one (the bar of a 7, the end of a broken stroke): it overlaps it in x
+    # a little, and the two together are no wider than a digit is tall.
     small, big = (a, b) if ha * wa < hb * wb else (b, a)
-    sh, bh = small[3] - small[1], big[3] - big[1]
-    near = overlap >= -0.1 * bh
-    return sh < 0.45 * bh and near and uw <= 1.0 * uh and overlap > 0
+    return small[3] - small[1] < 0.45 * (big[3] - big[1]) and overlap > 0 and uw <= uh
 
 
 def _union_box(atoms: list[Piece]) -> tuple[int, int, int, int]:
