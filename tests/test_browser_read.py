@@ -118,8 +118,6 @@ def test_a_number_written_with_the_mouse_is_read(page: Page) -> None:
     assert page.page.get_by_test_id("prediction").get_attribute("data-state") == "empty"
 
 
-@pytest.mark.xfail(strict=True, reason="digitlab.read cuts this drawn 0, between two 2s, into two 1s (reads "
-                                       "21126; alone in 170 it reads 0); remove this mark when it reads 2026")
 def test_2026_in_four_digits_is_read(page: Page) -> None:
     """The issue's example: four digits, a little closer together than the pad's thirds."""
     for k, char in enumerate("2026"):

@@ -119,17 +119,17 @@ def test_a_blank_picture_is_no_number(client: TestClient) -> None:
         assert body["number"] == "" and body["digits"] == [] and body["reason"]
 
 
-def block_png() -> bytes:
-    """A solid block of ink: a mark, but no digit."""
+def dot_png() -> bytes:
+    """A dot of ink: a mark, but no digit (too small to be one)."""
     image = Image.new("L", (300, 120), 0)
-    ImageDraw.Draw(image).rectangle([120, 20, 180, 100], fill=255)
+    ImageDraw.Draw(image).ellipse([144, 54, 158, 68], fill=255)
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
 
 
 def test_a_mark_that_is_no_digit_is_refused_unless_accept_all(client: TestClient) -> None:
-    data = block_png()
+    data = dot_png()
     refused = client.post("/api/read", files={"file": ("s.png", data, "image/png")}).json()
     assert refused["number"] == "" and refused["reason"] == "not a digit", refused
     assert refused["digits"] and all(d["label"] is None and d["reason"] for d in refused["digits"])
