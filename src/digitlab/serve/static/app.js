@@ -183,7 +183,7 @@
     reading.digits.forEach((digit, k) => {
       const [x0, y0, x1, y1] = digit.box.map((v, i) => v * view.scale + (i % 2 ? view.dy : view.dx));
       const refused = digit.label === null;
-      const colour = refused ? "#f87171" : "#a5b4fc";
+      const colour = refused ? "#ef4444" : "#818cf8";  // legible on the black pad and on white paper
       overlayCtx.strokeStyle = colour;
       overlayCtx.lineWidth = k === selected && reading.digits.length > 1 ? 3 : 1.5;
       overlayCtx.setLineDash(refused ? [6, 4] : []);
