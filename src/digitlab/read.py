@@ -29,8 +29,8 @@ from digitlab.data.images import open_image, to_mnist
 from digitlab.engine import Engine
 from digitlab.segment import Layout, Piece, segment
 
-# Below this top probability a digit is refused as not recognised. Chosen on MNIST-test-digit pictures
-# beside letters and scribbles (see benchmarks/read_numbers.py), not on the benchmark's own seed.
+# Below this top probability a digit is refused as not recognised: a stand-in set by hand (low, so that
+# real digits are not refused) until digitlab.refuse's trained check is called from `_refusal`.
 UNSURE = 0.3
 MIN_STROKES = 2.5  # a digit is at least this many stroke widths tall
 DIGIT_COST = 0.9  # each digit costs this fraction of the picture's best top logit (see _best_chain)

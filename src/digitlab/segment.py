@@ -93,7 +93,9 @@ class Layout:
         gray = self.gray[b0:b1, a0:a1]
         paper = self.ink[b0:b1, a0:a1] == 0
         fill = float(np.median(gray[paper & ~own])) if (paper & ~own).any() else float(np.median(gray))
-        out = np.where(own, gray, fill)
+        # A wide margin of paper: to_mnist estimates uneven light from tiles of 1/8 of the picture, and on a
+        # tight crop a thick stroke fills whole tiles and would be taken for the background (hollow strokes).
+        out = np.pad(np.where(own, gray, fill), round(0.5 * max(piece.width, piece.height)), constant_values=fill)
         if out.shape == (28, 28):  # to_mnist takes exactly 28x28 to be MNIST already; this one is not
             out = np.pad(out, ((0, 1), (0, 0)), mode="edge")
         return np.clip(np.rint(out * 255), 0, 255).astype(np.uint8)
