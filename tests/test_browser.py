@@ -2,7 +2,8 @@
 
 Digits are drawn with mouse (and touch) strokes shaped like handwriting, and the page must show what the
 shipped model reads; Clear, file upload and drag-and-drop are exercised too. Screenshots land in
-test-artifacts/ (gitignored; CI keeps them). `DIGITLAB_DOCS_SCREENSHOT=1` also refreshes docs/serve.png.
+test-artifacts/ (gitignored; CI keeps them). The pad is a 3:1 strip; a lone digit is drawn in its middle
+square (tests/test_browser_read.py writes whole numbers, and refreshes docs/serve.png).
 """
 
 from __future__ import annotations
@@ -114,15 +115,21 @@ class Page:
     def pad_box(self) -> dict:
         return self.page.locator("#pad").bounding_box()
 
-    def draw(self, strokes: list[list[Point]]) -> None:
+    def cell(self, index: float = 1) -> tuple[float, float, float]:
+        """x, y and side of a square of the pad: the pad is a 3:1 strip, so squares 0, 1 and 2 are its left,
+        middle and right thirds (a lone digit is written in the middle one)."""
         box = self.pad_box()
+        return box["x"] + index * box["height"], box["y"], box["height"]
+
+    def draw(self, strokes: list[list[Point]], cell: float = 1) -> None:
+        x0, y0, side = self.cell(cell)
         mouse = self.page.mouse
         for stroke in strokes:
             x, y = stroke[0]
-            mouse.move(box["x"] + x * box["width"], box["y"] + y * box["height"])
+            mouse.move(x0 + x * side, y0 + y * side)
             mouse.down()
             for x, y in stroke[1:]:
-                mouse.move(box["x"] + x * box["width"], box["y"] + y * box["height"], steps=2)
+                mouse.move(x0 + x * side, y0 + y * side, steps=2)
             mouse.up()
 
     def settled_prediction(self) -> str:
@@ -169,8 +176,6 @@ def test_drawn_digit_is_recognised(page: Page, digit: int) -> None:
     page.draw(DIGITS[digit])
     shown = page.settled_prediction()
     page.shot(f"drawn-{digit}")
-    if digit == 3 and os.environ.get("DIGITLAB_DOCS_SCREENSHOT"):
-        page.page.screenshot(path=str(ROOT / "docs" / "serve.png"), full_page=True)
     assert shown == str(digit)
     probs = page.probabilities()
     assert int(np.argmax(probs)) == digit and abs(sum(probs) - 1) < 1e-3
@@ -179,13 +184,13 @@ def test_drawn_digit_is_recognised(page: Page, digit: int) -> None:
 
 
 def test_prediction_updates_while_drawing(page: Page) -> None:
-    box = page.pad_box()
+    x0, y0, side = page.cell()
     mouse = page.page.mouse
     stroke = DIGITS[7][0]
-    mouse.move(box["x"] + stroke[0][0] * box["width"], box["y"] + stroke[0][1] * box["height"])
+    mouse.move(x0 + stroke[0][0] * side, y0 + stroke[0][1] * side)
     mouse.down()
     for x, y in stroke[1:]:
-        mouse.move(box["x"] + x * box["width"], box["y"] + y * box["height"], steps=2)
+        mouse.move(x0 + x * side, y0 + y * side, steps=2)
     # The pen is still down: a throttled prediction must already have arrived.
     page.page.wait_for_function(
         "/^[0-9]$/.test(document.querySelector('[data-testid=prediction]').textContent)", timeout=5_000
@@ -277,11 +282,11 @@ def test_touch_drawing(browser: sync_api.Browser, shipped_server: str) -> None:
                                   device_scale_factor=2)
     try:
         page = Page(context.new_page(), shipped_server)
-        box = page.pad_box()
+        x0, y0, side = page.cell()
         cdp = context.new_cdp_session(page.page)
 
         def touch(kind: str, x: float, y: float) -> None:
-            at = {"x": box["x"] + x * box["width"], "y": box["y"] + y * box["height"]}
+            at = {"x": x0 + x * side, "y": y0 + y * side}
             points = [] if kind == "touchEnd" else [at]
             cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": points})
 
@@ -309,7 +314,8 @@ def test_api_docs_render_offline(browser: sync_api.Browser, shipped_server: str)
         page.goto(f"{shipped_server}/docs")
         page.wait_for_selector("section.op")
         titles = page.locator("section.op h2").all_text_contents()
-        assert {"POST/api/predict", "POST/api/predict/batch", "GET/api/model", "GET/healthz"} <= set(titles)
+        expected = {"POST/api/predict", "POST/api/read", "POST/api/predict/batch", "GET/api/model", "GET/healthz"}
+        assert expected <= set(titles)
         assert not foreign and not errors, (foreign, errors)
     finally:
         context.close()

@@ -95,7 +95,7 @@ def test_a_corrected_drawing_is_saved_where_training_reads_it(browser, tmp_path:
     assert [p.stem for p in sevens] == [records[0]["id"]]
     # The sample is the 28x28 input the page showed the model seeing, and the drawing itself is kept.
     np.testing.assert_array_equal(np.asarray(Image.open(sevens[0])), shown)
-    assert Image.open(folder / records[0]["original"]).size == (280, 280)
+    assert Image.open(folder / records[0]["original"]).size == (840, 280)  # the whole 3:1 pad
 
 
 def test_fine_tuned_on_page_samples_the_page_answers_with_the_new_model(browser, tmp_path: Path,
@@ -104,6 +104,7 @@ def test_fine_tuned_on_page_samples_the_page_answers_with_the_new_model(browser,
     the page -> the page's answers are the new model's."""
     pytest.importorskip("digitlab.finetune", reason="needs train --init (issue 13, part C)")
     from digitlab.engine import load_engine
+    from digitlab.read import read_picture
     from digitlab.serve.app import create_app
     from digitlab.serve.server import running
 
@@ -137,12 +138,14 @@ def test_fine_tuned_on_page_samples_the_page_answers_with_the_new_model(browser,
             page.draw(DIGITS[7])
             page.settled_prediction()
             shown = np.array(page.probabilities())
-            seen = preview_pixels(page)
+            page.page.get_by_test_id("correct-7").click()  # which keeps the picture the page sent
+            saved_status(page)
         finally:
             context.close()
     assert not page.errors and not page.foreign, (page.errors, page.foreign)
-    # load_engine, as the server does: probabilities calibrated by each model's stored temperature.
-    new = load_engine(output, "torch").probabilities(seen[None]).numpy()[0]
-    old = load_engine("tutorial", "torch").probabilities(seen[None]).numpy()[0]
+    sent = Image.open(folder / json.loads((folder / "feedback.jsonl").read_text().splitlines()[-1])["original"])
+    # load_engine, as the server does: the probabilities shown are calibrated by the model's stored temperature.
+    new = read_picture(load_engine(output, "torch", "cpu"), sent).digits[0].probabilities
+    old = read_picture(load_engine("tutorial", "torch", "cpu"), sent).digits[0].probabilities
     np.testing.assert_allclose(shown, new, atol=2e-6)
     assert not np.allclose(new, old, atol=1e-4), "the fine-tuned model must differ from the one it started from"

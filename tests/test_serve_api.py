@@ -284,6 +284,9 @@ SURFACE = {
     # ... and switching the served model without a restart.
     ("/api/model", "post"): ("switch_model_api_model_post", {"application/json"},
                              {"200", "400", "403", "404", "413", "415", "422"}),
+    # Added by issue 12: the number in a picture.
+    ("/api/read", "post"): ("read_api_read_post",
+                            {"multipart/form-data", "application/json", "application/octet-stream"}, ERRORS),
 }
 
 

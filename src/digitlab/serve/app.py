@@ -3,6 +3,7 @@
     GET  /                     the drawing page (static/index.html, app.js, style.css; nothing from a CDN)
     POST /api/predict          one image: multipart field `file`, a raw image body, or JSON {"pixels": [784]}
     POST /api/predict/batch    up to MAX_BATCH images: multipart fields `files`, or JSON {"images": [[784]]}
+    POST /api/read             the number in a picture of any size: multipart `file`, raw image, or JSON pixels
     GET  /api/model            architecture, parameters, accuracy and training metadata of the model
     POST /api/model            serve another model from now on: {"model": "runs/x"} (serve/switch.py)
     POST /api/feedback         a confirmed or corrected answer, saved as a labelled sample (--feedback DIR)
@@ -13,7 +14,7 @@
 Where things are, by idea:
 
     app.py            this factory: wires the pieces below into one FastAPI app
-    routes/           the endpoints, a module per capability (predict, model, feedback, health, page)
+    routes/           the endpoints, a module per capability (predict, read, model, feedback, health, page)
     schemas.py        the JSON bodies, as Pydantic models
     content_types.py  one path, an endpoint per Content-Type (multipart, JSON, raw image) and 415 for others
     limits.py         every size and time limit, and the middleware enforcing the body limits
@@ -41,11 +42,11 @@ from digitlab import __version__
 from digitlab.feedback import FeedbackStore
 from digitlab.serve import content_types, errors
 from digitlab.serve.limits import BODY_TIMEOUT_S, MAX_BODY_BYTES, BodyGuard
-from digitlab.serve.routes import feedback, health, model, page, predict
+from digitlab.serve.routes import feedback, health, model, page, predict, read
 from digitlab.serve.runner import ModelRunner
 from digitlab.serve.switch import ModelSwitch
 
-ROUTERS = [predict.router, model.router, feedback.router, health.router, page.router]
+ROUTERS = [predict.router, read.router, model.router, feedback.router, health.router, page.router]
 
 API_DESCRIPTION = f"""\
 Recognise handwritten digits with a digitlab model.
@@ -54,7 +55,8 @@ Send an image file (multipart field `file`, or the raw bytes as `application/oct
 and it is prepared exactly as `digitlab predict` prepares files: polarity fixed, cropped to the ink, scaled
 to 20 px and centred by mass in 28x28. Or send JSON `{{"pixels": [784 values]}}`: a 28x28 image, row-major,
 0..255, white ink on black like MNIST; it only gets the polarity fix. Every answer includes `preprocessed`,
-the 28x28 image the model saw.
+the 28x28 image the model saw. A picture of a number, of any size, goes to `/api/read`: the number, with a box,
+a label and probabilities per digit, or a `reason` when nothing in it is a digit.
 
 Errors are JSON `{{"error": "..."}}`: 400 bad JSON or image, 403 feedback off, 408 slow body, 413 body over
 {MAX_BODY_BYTES // 2**20} MB, 415 content type, 422 JSON of the wrong shape, 503 overloaded, 507 feedback folder

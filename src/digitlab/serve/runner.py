@@ -78,6 +78,11 @@ class ModelRunner:
 
         return await self._in_worker(work)
 
+    async def call(self, function: Callable[[], T]) -> T:
+        """`function()` in a worker thread, like `run`: for model work other than one prediction per image
+        (reading a number: routes/read.py)."""
+        return await self._in_worker(function)
+
     async def check(self) -> None:
         """Run the check image through the model as a request would; ApiError 503 unless the answer is the one
         the model gave when it was loaded."""

@@ -142,3 +142,40 @@ class ModelChoice(BaseModel):
     model: str = Field(min_length=1, max_length=4096,
                        description="a shipped model's name (strong, tutorial), or a run folder, .safetensors or "
                                    ".onnx file inside the server's folder or a --models-root")
+
+
+class ReadRequest(BaseModel):
+    """A picture of a number as JSON pixels: width x height values, row by row, 0..255, white ink on black
+    like /api/predict's (dark ink on light is recognised too). Any canvas size, e.g. a 840x280 drawing."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    pixels: list[Pixel] = Field(min_length=1, max_length=MAX_JSON_PIXELS,
+                                description="width x height values 0..255, row-major, white ink on black")
+    width: int = Field(28, ge=1, le=4096, description="the picture's width (default 28: an MNIST-style input)")
+    height: int = Field(28, ge=1, le=4096, description="the picture's height")
+
+    @model_validator(mode="after")
+    def pixel_count(self) -> ReadRequest:
+        if len(self.pixels) != self.width * self.height:
+            raise ValueError(f"pixels: expected width x height = {self.width * self.height} values, "
+                             f"got {len(self.pixels)}")
+        return self
+
+
+class ReadDigit(BaseModel):
+    box: Box = Field(description="[x0, y0, x1, y1]: the digit's box in the picture's pixels, end exclusive")
+    label: Digit | None = Field(description="the digit read there; null when it is refused (see `reason`)")
+    confidence: float = Field(ge=0, le=1, description="the probability of `label` (of the best digit if refused)")
+    probabilities: list[float] = Field(min_length=10, max_length=10, description="P(digit) for 0..9")
+    reason: str | None = Field(description="why this mark is not read as a digit; null when it is")
+    preprocessed: list[int] = Field(
+        min_length=784, max_length=784,
+        description="the box's 28x28 input (0..255, row-major), as POST /api/feedback saves a correction of it")
+
+
+class NumberReading(BaseModel):
+    number: str = Field(description="the digits left to right, leading zeros kept; \"\" when nothing is readable")
+    confidence: float = Field(ge=0, le=1, description="how sure the whole number is (0 when nothing was read)")
+    reason: str | None = Field(description="why nothing was read, e.g. \"blank\" or \"not a digit\"; else null")
+    digits: list[ReadDigit] = Field(description="every mark found, left to right, read or refused")
+    model: str = Field(description="the model that read it, as /api/model's `source`")
