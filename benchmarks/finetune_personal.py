@@ -128,7 +128,7 @@ def main() -> None:
         f"`python benchmarks/finetune_personal.py`: a synthetic writer (7s with a crossbar, 1s with a flag and a base,"
         f" every digit rotated {ROTATION:g} degrees and shifted), {TRAIN_SAMPLES} samples from MNIST train digits"
         " saved through digitlab.feedback, measured on 1,000 more from MNIST test digits. The command runs with"
-        f" 2 threads: `{' '.join(command[:6])} --out DIR`.",
+        f" 2 threads: `{' '.join(command[:4])} --data DIR --out OUT`.",
         "",
         "| measured | before | after | change | target | met |",
         "|---|---|---|---|---|---|",

@@ -198,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init", metavar="MODEL", help="fine-tune this model (a shipped name or a model folder) on "
                    "--data, e.g. the web page's feedback folder, with MNIST replay; --arch is the model's own")
     p.add_argument("--steps", type=int, help="with --init: training steps (default 200)")
-    p.add_argument("--replay-limit", type=int, help="with --init: MNIST train digits replayed (default 5000)")
+    p.add_argument("--replay-limit", type=int, help="with --init: MNIST train digits replayed (default 15000)")
     p.add_argument("--holdout", type=float, help="with --init: share of each digit's samples held out (0.25)")
     p.add_argument("--eval-limit", type=int, help="with --init: measure on the first N MNIST test digits only")
     p.set_defaults(func=_train)

@@ -57,7 +57,7 @@ class FinetuneConfig:
     lr: float = 3e-3
     batch_size: int = 32          # your samples per step; each step also takes 4x as many replay digits
     replay: str | None = None     # MNIST (train split) for replay and its test split; default: as `train` finds it
-    replay_limit: int = 5000      # replay digits, a seeded sample of MNIST train
+    replay_limit: int = 15000     # replay digits, a seeded sample of MNIST train (5,000: MNIST test -0.09 points)
     holdout: float = 0.25         # share of each digit's samples held out for the before/after measurement
     copies: int = 8               # jittered copies of each training sample (small rotation, scale, shift)
     kd_weight: float = 30.0   # distillation weight against your samples: MNIST test -0.12 points at 10, -0.06 at 30
