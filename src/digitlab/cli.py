@@ -16,6 +16,11 @@ from digitlab.errors import DigitlabError
 def _train(args: argparse.Namespace) -> int:
     from digitlab.train import TrainConfig, train
 
+    if args.init:  # fine-tuning a trained model on a small dataset (issue 13): digitlab.finetune
+        from digitlab.finetune import config_from_args, finetune
+
+        finetune(config_from_args(args))
+        return 0
     if args.nproc and args.nproc > 1:
         from digitlab.launch import launch_torchrun
 
@@ -220,6 +225,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nproc", type=int, default=0, help="launch N processes with torchrun (DDP)")
     p.add_argument("--ensemble", type=int, default=0, help="train N models (seeds seed..seed+N-1) and vote")
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--init", metavar="MODEL", help="fine-tune this model (a shipped name or a model folder) on "
+                   "--data, e.g. the web page's feedback folder, with MNIST replay; --arch is the model's own")
+    p.add_argument("--steps", type=int, help="with --init: training steps (default 200)")
+    p.add_argument("--replay-limit", type=int, help="with --init: MNIST train digits replayed (default 15000)")
+    p.add_argument("--holdout", type=float, help="with --init: share of each digit's samples held out (0.25)")
+    p.add_argument("--eval-limit", type=int, help="with --init: measure on the first N MNIST test digits only")
     p.set_defaults(func=_train)
 
     p = sub.add_parser("evaluate", help="accuracy, per-class table and confusion matrix", formatter_class=fmt)
