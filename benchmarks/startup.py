@@ -2,6 +2,7 @@
 
     python benchmarks/startup.py                 # seeds 0-4 (~1 min on 2 free cores)
     python benchmarks/startup.py --seeds 1
+    python benchmarks/startup.py --baseline ../main/src   # also another checkout's code, alternating runs
 
 Each run is a whole `digitlab train --arch fast` process, timed from outside. Its wall time splits into
   start-up     launch to the start of train(): the interpreter and imports (torch is most of it)
@@ -34,8 +35,8 @@ RESULTS = ROOT / "benchmarks" / "results"
 PHASES = ("startup", "setup", "loop", "test", "exit")
 
 
-def one_run(seed: int, out: Path) -> dict[str, float]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+def one_run(seed: int, out: Path, src: Path = ROOT / "src") -> dict[str, float]:
+    env = {**os.environ, "PYTHONPATH": str(src)}
     start = time.perf_counter()
     process = subprocess.Popen([sys.executable, "-m", "digitlab", "train", "--arch", "fast", "--seed", str(seed),
                                 "--out", str(out)], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
@@ -48,8 +49,9 @@ def one_run(seed: int, out: Path) -> dict[str, float]:
     wall = time.perf_counter() - start
     m = json.loads((out / "metrics.json").read_text())
     startup = printed - m["total_seconds"]
-    test = m["total_seconds"] - m["setup_seconds"] - m["train_seconds"]
-    return {"wall": wall, "startup": startup, "setup": m["setup_seconds"], "loop": m["train_seconds"],
+    setup = m.get("setup_seconds", float("nan"))  # older code did not record it
+    test = m["total_seconds"] - setup - m["train_seconds"]
+    return {"wall": wall, "startup": startup, "setup": setup, "loop": m["train_seconds"],
             "test": test, "exit": wall - printed, "accuracy": m["test_accuracy"]}
 
 
@@ -69,11 +71,17 @@ def import_costs(top: int = 8) -> list[tuple[str, float]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--baseline", type=Path, help="another checkout's src/ to time the same way, for before/after")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="digitlab-startup-"))
-    rows = []
+    rows, before = [], []
     try:
         for seed in range(args.seeds):
+            if args.baseline:
+                old = one_run(seed, folder / f"old-{seed}", args.baseline.resolve())
+                before.append(old)
+                print(f"seed {seed}, baseline: wall {old['wall']:.2f} s, loop {old['loop']:.2f} s, exit "
+                      f"{old['exit']:.2f} s, ratio {old['wall'] / old['loop']:.2f}", flush=True)
             row = one_run(seed, folder / f"seed-{seed}")
             rows.append(row)
             print(f"seed {seed}: " + ", ".join(f"{k} {row[k]:.2f} s" for k in ("wall", *PHASES))
@@ -86,6 +94,14 @@ def main() -> None:
     print(f"median: wall {med['wall']:.2f} s, loop {med['loop']:.2f} s, wall/loop {ratio:.2f} (target <= 1.3); "
           f"accuracy min {min(r['accuracy'] for r in rows):.2%}")
     print("imports: " + ", ".join(f"{name} {sec:.2f} s" for name, sec in imports))
+    baseline = []
+    if before:
+        old = {k: statistics.median(r[k] for r in before) for k in ("wall", "loop", "exit")}
+        old_ratio = statistics.median(r["wall"] / r["loop"] for r in before)
+        baseline = ["", f"Baseline `{args.baseline}`, same seeds, runs alternating with the above: median wall "
+                        f"{old['wall']:.2f} s, loop {old['loop']:.2f} s, after the printed accuracy "
+                        f"{old['exit']:.2f} s, wall / loop {old_ratio:.2f}"]
+        print(baseline[1])
     lines = [
         f"`digitlab train --arch fast`, whole processes, seeds 0-{args.seeds - 1}, {platform.machine()} "
         f"({os.cpu_count()} CPUs), python {platform.python_version()}:", "",
@@ -94,6 +110,7 @@ def main() -> None:
         *(f"| {i} | {r['wall']:.2f} | " + " | ".join(f"{r[k]:.2f}" for k in PHASES)
           + f" | {r['wall'] / r['loop']:.2f} | {r['accuracy']:.2%} |" for i, r in enumerate(rows)),
         f"| median | {med['wall']:.2f} | " + " | ".join(f"{med[k]:.2f}" for k in PHASES) + f" | {ratio:.2f} | |",
+        *baseline,
         "", "Imports (`python -X importtime`, cumulative s): "
         + ", ".join(f"{name} {sec:.2f}" for name, sec in imports), "",
     ]

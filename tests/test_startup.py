@@ -27,3 +27,20 @@ def test_train_imports_no_pyplot_or_downloader(synthetic_idx: Path, tmp_path: Pa
     assert code == 0 and loaded == []
     assert (tmp_path / "run" / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # figures still drawn
     assert (tmp_path / "run" / "confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_prefetched_idx_files_load_the_same(synthetic_idx: Path) -> None:
+    """The files read in a thread during start-up are used once, and give exactly what a plain read gives."""
+    import torch
+
+    from digitlab import prefetch
+    from digitlab.data.idx import load_idx_split
+
+    plain = load_idx_split(synthetic_idx, "train")
+    prefetch.start(str(synthetic_idx))
+    assert len(prefetch._pending) == 4
+    fetched = load_idx_split(synthetic_idx, "train")
+    assert all(torch.equal(a, b) for a, b in zip(plain, fetched, strict=True))
+    assert len(prefetch._pending) == 2  # the test split's files wait for their reader
+    load_idx_split(synthetic_idx, "test")
+    assert not prefetch._pending

@@ -29,6 +29,9 @@ def _train(args: argparse.Namespace) -> int:
 
         train_ensemble(cfg, ensemble, explicit)
         return 0
+    from digitlab import prefetch
+
+    prefetch.start(cfg.data)  # the data is read while digitlab.train imports torch
     from digitlab.train import train
 
     train(cfg, explicit)

@@ -135,8 +135,8 @@ def _train(cfg: TrainConfig, explicit: frozenset[str], hooks: Sequence[Hook]) ->
         f"global batch {cfg.batch_size * world} · max lr {cfg.lr:g} · train/val/test {len(train_set):,}/"
         f"{len(val_set):,}/{len(test_set):,}")
     if "epochs" not in explicit and cfg.epochs != recipe.epochs:
-        console.print(f"{cfg.epochs} epochs ({total_steps:,} steps): the {cfg.arch} recipe's {recipe.epochs} "
-                      f"epochs of MNIST's 55,000 images, as many images on this data's {len(train_set):,} "
+        console.print(f"{cfg.epochs} epochs ({total_steps:,} steps) on {len(train_set):,} images: the {cfg.arch} "
+                      f"recipe's {recipe.epochs} epochs of MNIST's 55,000, scaled up for a smaller set "
                       f"(--epochs to choose)")
     if state is not None:
         console.print(f"resumed from {out} at epoch {epoch + 1}, step {step}")

@@ -21,10 +21,8 @@ class Recipe:
 
     @property
     def budget_images(self) -> int:
-        """Training images the recipe was tuned to see: its epochs of MNIST, whatever the data's size.
-
-        A smaller set (Kaggle's 42,000-row train.csv) gets more epochs to see as many, so a default run
-        takes as many optimizer steps there as on MNIST instead of fewer (issue 14, item 4).
+        """Training images the recipe was tuned to see on MNIST; digitlab.config.epochs_for scales it to a
+        smaller set (Kaggle's 42,000-row train.csv), which would otherwise be under-trained (issue 14, item 4).
         """
         return self.epochs * MNIST_TRAIN_IMAGES
 
