@@ -23,10 +23,16 @@ def test_tutorial_cnn_is_exactly_the_tutorials() -> None:
     assert model.out.in_features == 32 * 7 * 7 and model.out.out_features == 10
 
 
-def test_every_arch_has_training_defaults() -> None:
-    from digitlab.train import ARCH_DEFAULTS
+@pytest.mark.parametrize("arch", list(ARCHS))
+def test_every_arch_has_a_recipe_that_fills_every_option(arch: str) -> None:
+    from dataclasses import astuple
 
-    assert set(ARCH_DEFAULTS) == set(ARCHS)
+    from digitlab.config import TrainConfig, fill
+    from digitlab.models import REGISTRY
+
+    cfg = fill(TrainConfig(arch=arch), REGISTRY[arch].recipe)
+    assert None not in astuple(cfg)[2:-4]  # everything from epochs to handwriting
+    assert cfg.epochs == REGISTRY[arch].recipe.epochs
 
 
 @pytest.mark.parametrize("arch", list(ARCHS))

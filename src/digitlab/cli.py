@@ -9,30 +9,37 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from digitlab.errors import DigitlabError
 
 
 def _train(args: argparse.Namespace) -> int:
-    from digitlab.train import TrainConfig, train
+    from digitlab.config import from_namespace
 
-    if args.init:  # fine-tuning a trained model on a small dataset (issue 13): digitlab.finetune
+    if getattr(args, "init", None):  # fine-tuning a trained model on a small dataset (issue 13): digitlab.finetune
         from digitlab.finetune import config_from_args, finetune
 
         finetune(config_from_args(args))
         return 0
-    if args.nproc and args.nproc > 1:
+    cfg, explicit = from_namespace(args)
+    ensemble = getattr(args, "ensemble", 0)
+    if getattr(args, "nproc", 0) > 1:
+        from digitlab.config import to_argv
         from digitlab.launch import launch_torchrun
 
-        return launch_torchrun(args.nproc, sys.argv[1:])
-    fields = {f for f in TrainConfig.__dataclass_fields__}
-    cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in fields})
-    if args.ensemble:
+        return launch_torchrun(args.nproc, to_argv(cfg, explicit) + (["--ensemble", str(ensemble)] if ensemble else []))
+    if ensemble:
         from digitlab.train import train_ensemble
 
-        train_ensemble(cfg, args.ensemble)
+        train_ensemble(cfg, ensemble, explicit)
         return 0
-    train(cfg)
+    from digitlab import prefetch
+
+    prefetch.start(cfg.data)  # the data is read while digitlab.train imports torch
+    from digitlab.train import train
+
+    train(cfg, explicit)
     return 0
 
 
@@ -41,10 +48,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from digitlab.data import load_labelled
+    from digitlab.device import pick_device
     from digitlab.evaluate import evaluate
     from digitlab.models import describe_models
     from digitlab.predict import load_engine
-    from digitlab.train import pick_device
 
     if args.robustness:
         from digitlab import robustness
@@ -111,7 +118,7 @@ def _calibrate(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     from digitlab import predict
     from digitlab.data import images
-    from digitlab.train import pick_device
+    from digitlab.device import pick_device
 
     kind, paths = predict.gather_inputs(args.inputs)
     device = pick_device(args.device)
@@ -188,9 +195,17 @@ MODEL_HELP = ("a run folder, a .safetensors file, or a shipped model's name: str
               "(default: the best shipped)")
 
 
+class _Parser(argparse.ArgumentParser):
+    """No abbreviations (`--npro 2` is an error, not --nproc), for every subcommand's parser too."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
     fmt = argparse.ArgumentDefaultsHelpFormatter
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="digitlab", formatter_class=fmt,
         description="Handwritten-digit recognition with PyTorch: learn, train, evaluate, predict, serve.")
     from digitlab import __version__
@@ -199,32 +214,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("train", help="train a model (the tutorial CNN by default)", formatter_class=fmt)
-    p.add_argument("--data", help="MNIST folder, Kaggle train.csv or image folder (default: see README)")
-    p.add_argument("--arch", default="tutorial", help="tutorial, fast, strong or vgg")
-    p.add_argument("--epochs", type=int, help="passes over the training set (default: per arch)")
-    p.add_argument("--batch-size", type=int, help="images per step and process (default: per arch)")
-    p.add_argument("--lr", type=float, help="peak learning rate of the OneCycle schedule (default: per arch)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
-    p.add_argument("--precision", default="auto", help="auto (bf16 where native), fp32 or bf16")
-    p.add_argument("--out", default="runs/latest", help="output folder")
-    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
-    p.add_argument("--val-size", type=int, default=5000, help="validation images held out of training (0: none)")
-    p.add_argument("--log-every", type=int, default=50, help="log the training loss every N steps")
-    p.add_argument("--checkpoint-every", type=int, default=0, help="also checkpoint every N steps (0: per epoch)")
-    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
-                   help="random rotation/scale/shift (default: per arch)")
-    p.add_argument("--elastic", type=float, default=0.0, metavar="PIXELS",
-                   help="add elastic distortion of this strength to --augment (Simard's 34; 0: off)")
-    p.add_argument("--label-smoothing", type=float, help="(default: per arch)")
-    p.add_argument("--handwriting", action=argparse.BooleanOptionalAction, default=None,
-                   help="vary stroke width, blur, resolution and contrast as other pens and scans do "
-                        "(default: on for strong and vgg)")
-    p.add_argument("--limit", type=int, help="train on the first N images only (quick checks)")
-    p.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm across processes")
+    from digitlab.config import add_arguments
+
+    add_arguments(p)  # one flag per TrainConfig field
     p.add_argument("--nproc", type=int, default=0, help="launch N processes with torchrun (DDP)")
     p.add_argument("--ensemble", type=int, default=0, help="train N models (seeds seed..seed+N-1) and vote")
-    p.add_argument("--quiet", action="store_true")
     p.add_argument("--init", metavar="MODEL", help="fine-tune this model (a shipped name or a model folder) on "
                    "--data, e.g. the web page's feedback folder, with MNIST replay; --arch is the model's own")
     p.add_argument("--steps", type=int, help="with --init: training steps (default 200)")

@@ -6,22 +6,14 @@ import sys
 
 
 def launch_torchrun(nproc: int, argv: list[str]) -> int:
-    """Run `torchrun --standalone --nproc_per_node=N -m digitlab <argv without --nproc>` in this process."""
+    """Run `torchrun --standalone --nproc_per_node=N -m digitlab train <argv>` in this process.
+
+    `argv` is built from the parsed config (digitlab.config.to_argv), so it holds no --nproc.
+    """
     from torch.distributed.run import main as torchrun_main
 
-    rest, skip = [], False
-    for arg in argv:
-        if skip:
-            skip = False
-            continue
-        if arg == "--nproc":
-            skip = True
-            continue
-        if arg.startswith("--nproc="):
-            continue
-        rest.append(arg)
     try:
-        torchrun_main(["--standalone", f"--nproc_per_node={nproc}", "-m", "digitlab", *rest])
+        torchrun_main(["--standalone", f"--nproc_per_node={nproc}", "-m", "digitlab", "train", *argv])
     except Exception as exc:  # torchrun raises ChildFailedError after printing the worker's own error
         print(f"error: distributed training failed ({type(exc).__name__})", file=sys.stderr)
         return 1

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from digitlab.data import download, idx, images, kaggle
+from digitlab.data import download, idx, kaggle
 from digitlab.errors import DigitlabError
 
 
@@ -75,6 +75,8 @@ def load(path: str | os.PathLike | None, split: str) -> Digits | None:
         if split == "test":
             return None
         return load(root / "train.csv", split)
+    from digitlab.data import images  # PIL: only for image folders
+
     if images.is_class_folder(root / split):
         pixels, labels, names = images.load_class_folder(root / split)
         return Digits(pixels, labels, str(root / split), names)

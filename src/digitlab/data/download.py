@@ -11,8 +11,6 @@ import logging
 import os
 from pathlib import Path
 
-import pooch
-
 from digitlab.errors import DigitlabError
 
 SHA256 = {
@@ -30,7 +28,11 @@ MIRRORS = (
 def cache_dir() -> Path:
     """`$DIGITLAB_CACHE/mnist`, else the platform's user cache folder."""
     root = os.environ.get("DIGITLAB_CACHE")
-    return Path(root) / "mnist" if root else Path(pooch.os_cache("digitlab")) / "mnist"
+    if root:
+        return Path(root) / "mnist"
+    import pooch  # with requests behind it: imported only when there is something to fetch
+
+    return Path(pooch.os_cache("digitlab")) / "mnist"
 
 
 def mirrors() -> list[str]:
@@ -44,6 +46,8 @@ def download_mnist(dest: str | os.PathLike | None = None, urls: list[str] | None
     """Make sure the four MNIST files are in `dest` with the right hashes, downloading what is missing."""
     dest = Path(dest) if dest is not None else cache_dir()
     urls = urls if urls is not None else mirrors()
+    import pooch
+
     logging.getLogger("pooch").setLevel(logging.WARNING)
     for name, digest in SHA256.items():
         failures = []

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from digitlab import prefetch
 from digitlab.errors import DigitlabError
 
 IMAGES_MAGIC = 0x00000803
@@ -29,6 +30,9 @@ FILES = {
 
 
 def _read_bytes(path: Path) -> bytes:
+    ready = prefetch.take(path)  # already read in a thread while torch imported (digitlab train)
+    if ready is not None:
+        return ready
     try:
         raw = path.read_bytes()
     except FileNotFoundError:

@@ -136,3 +136,26 @@ def write_submission(path: str | os.PathLike, labels: torch.Tensor | np.ndarray)
 
 def is_kaggle_csv(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() == ".csv"
+
+
+def make_competition(mnist: str | os.PathLike, out: str | os.PathLike, train_rows: int = 42_000,
+                     seed: int = 0) -> tuple[Path, Path]:
+    """Kaggle-sized CSVs cut from MNIST, to measure the Kaggle path where Kaggle's own labels are hidden.
+
+    `train.csv` is `train_rows` images drawn (seeded) from MNIST's training set; `heldout.csv`, in the same
+    labelled layout, is the rest of the training set plus MNIST's test set: 42,000 and 28,000, Kaggle's sizes.
+    """
+    from digitlab.data.idx import load_idx_split
+
+    images, labels = load_idx_split(mnist, "train")
+    test_images, test_labels = load_idx_split(mnist, "test")
+    if not 1 <= train_rows < len(images):
+        raise DigitlabError(f"train_rows must be in 1..{len(images) - 1}, got {train_rows}")
+    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))
+    chosen, rest = order[:train_rows], order[train_rows:]
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_kaggle_csv(out / "train.csv", images[chosen], labels[chosen])
+    write_kaggle_csv(out / "heldout.csv", torch.cat([images[rest], test_images]),
+                     torch.cat([labels[rest], test_labels]))
+    return out / "train.csv", out / "heldout.csv"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -21,24 +22,36 @@ from torch import nn
 
 from digitlab.errors import DigitlabError
 from digitlab.fileio import atomic_write_bytes, atomic_write_text
-from digitlab.models.fast import FastCNN
-from digitlab.models.strong import StrongCNN
-from digitlab.models.tutorial import TutorialCNN
-from digitlab.models.vgg import VggCNN
+from digitlab.models import fast, strong, tutorial, vgg
+from digitlab.models.recipe import Recipe
 
-ARCHS: dict[str, Callable[[], nn.Module]] = {
-    "tutorial": TutorialCNN,
-    "fast": FastCNN,
-    "strong": StrongCNN,
-    "vgg": VggCNN,
+
+@dataclass(frozen=True)
+class Arch:
+    """An architecture and the recipe that trains it: everything `--arch NAME` means."""
+
+    build: Callable[[], nn.Module]
+    recipe: Recipe
+
+
+REGISTRY: dict[str, Arch] = {
+    "tutorial": Arch(tutorial.TutorialCNN, tutorial.RECIPE),
+    "fast": Arch(fast.FastCNN, fast.RECIPE),
+    "strong": Arch(strong.StrongCNN, strong.RECIPE),
+    "vgg": Arch(vgg.VggCNN, vgg.RECIPE),
 }
+ARCHS: dict[str, Callable[[], nn.Module]] = {name: arch.build for name, arch in REGISTRY.items()}
 FORMAT = "digitlab/1"
 
 
+def lookup(arch: str) -> Arch:
+    if arch not in REGISTRY:
+        raise DigitlabError(f"unknown architecture '{arch}' (choose from {', '.join(REGISTRY)})")
+    return REGISTRY[arch]
+
+
 def build(arch: str) -> nn.Module:
-    if arch not in ARCHS:
-        raise DigitlabError(f"unknown architecture '{arch}' (choose from {', '.join(ARCHS)})")
-    return ARCHS[arch]()
+    return lookup(arch).build()
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from digitlab.models.layers import Standardize
+from digitlab.models.recipe import Recipe
 
 
 class FastCNN(nn.Module):
@@ -33,3 +34,6 @@ class FastCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.out(self.features(self.norm(x)))
+
+
+RECIPE = Recipe(epochs=1, batch_size=128, lr=6e-3)

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from digitlab.models.layers import Standardize
+from digitlab.models.recipe import Recipe
 
 
 class TutorialCNN(nn.Module):
@@ -41,3 +42,6 @@ class TutorialCNN(nn.Module):
         x = self.conv2(x)
         x = x.flatten(1)
         return self.out(x)
+
+
+RECIPE = Recipe(epochs=2, batch_size=128, lr=3e-3)

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from digitlab.models.layers import Standardize, conv_bn
+from digitlab.models.strong import RECIPE as STRONG_RECIPE
 
 
 class VggCNN(nn.Module):
@@ -36,3 +37,7 @@ class VggCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.out(self.features(self.norm(x)))
+
+
+# `strong`'s recipe unchanged, so that a mixed ensemble differs in architecture only.
+RECIPE = STRONG_RECIPE

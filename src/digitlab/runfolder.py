@@ -1,0 +1,83 @@
+"""The run folder (`--out`): its stored config, getting it ready, and what a finished run leaves in it.
+
+    out/train-config.json        the resolved config, read back by --resume
+    out/ckpt-*.safetensors       checkpoints (digitlab.checkpoint)
+    out/model.safetensors, model.json, metrics.json, loss.png, confusion.png
+
+Nothing is created until the data has loaded and the model is built (`prepare` is called last), and
+`prepare` removes any folder it made itself when it then fails: bad input leaves the disk as it was.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from digitlab.config import TrainConfig
+from digitlab.errors import DigitlabError
+from digitlab.fileio import atomic_write_text
+
+CONFIG = "train-config.json"
+
+
+def read_stored(out: str | Path) -> dict[str, Any] | None:
+    """The config a previous run in `out` was started with, or None when there is none."""
+    path = Path(out) / CONFIG
+    if not path.is_file():
+        return None
+    try:
+        stored = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DigitlabError(f"{path}: cannot read the stored run's config ({exc})") from None
+    if not isinstance(stored, dict):
+        raise DigitlabError(f"{path}: not a digitlab train config")
+    return stored
+
+
+def prepare(cfg: TrainConfig) -> Path:
+    """Make `cfg.out` ready for this run and store `cfg` there; on failure remove what this made."""
+    out = Path(cfg.out)
+    made = [p for p in (out, *out.parents) if not p.exists()]
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-test-"):
+            pass
+        if shutil.disk_usage(out).free < 20 * 2**20:
+            raise DigitlabError(f"--out {out}: less than 20 MB of free disk space")
+    except OSError as exc:
+        _remove_made(made)
+        raise DigitlabError(f"--out {out}: cannot write there ({exc.strerror or exc})") from None
+    except DigitlabError:
+        _remove_made(made)
+        raise
+    if not cfg.resume:
+        # A fresh run must never resume later from an older run's checkpoints in the same folder.
+        for stale in out.glob("ckpt-*"):
+            stale.unlink()
+    atomic_write_text(out / CONFIG, json.dumps(dataclasses.asdict(cfg), indent=2))
+    return out
+
+
+def _remove_made(made: list[Path]) -> None:
+    for folder in made:  # deepest first; each is empty unless something else wrote there meanwhile
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+
+
+def write_outputs(out: Path, model: Any, meta: dict[str, Any], metrics: dict[str, Any],
+                  history: dict[str, list], title: str) -> None:
+    """The model, its metrics and the two figures; each file written whole (temp + rename)."""
+    from digitlab import plots
+    from digitlab.models import save_model
+
+    save_model(model, meta, out)
+    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    plots.loss_curve(history["step"], history["loss"], out / "loss.png", history["val_step"], history["val_loss"])
+    if metrics["test_n"]:  # nothing to draw when every labelled image was trained on
+        plots.confusion(metrics["confusion"], out / "confusion.png", title)
