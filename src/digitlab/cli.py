@@ -103,7 +103,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def _calibrate(args: argparse.Namespace) -> int:
     from digitlab.calibrate import calibrate
-    from digitlab.train import pick_device
+    from digitlab.device import pick_device
 
     result = calibrate(args.model, args.data, args.engine, pick_device(args.device))
     if args.json:

@@ -164,7 +164,8 @@ def accuracy(head: nn.Module, feats: torch.Tensor, labels: torch.Tensor) -> floa
 
 def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
     """Fine-tune `cfg.init` on `cfg.data` into `cfg.out`; returns the before/after numbers (also in model.json)."""
-    from digitlab.train import one_cycle, pick_device
+    from digitlab.device import pick_device
+    from digitlab.schedule import one_cycle
 
     started = time.perf_counter()
     inputs = load_inputs(cfg)

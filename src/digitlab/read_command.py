@@ -33,11 +33,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from digitlab.data.images import open_image
+    from digitlab.device import pick_device
     from digitlab.errors import DigitlabError
     from digitlab.fileio import atomic_write_text
     from digitlab.predict import gather_inputs, load_engine
     from digitlab.read import read_pictures
-    from digitlab.train import pick_device
 
     kind, paths = gather_inputs(args.inputs)
     if kind == "csv":

@@ -183,9 +183,9 @@ def _print_table(result: dict[str, Any], baseline: dict[str, Any] | None, title:
 def main(args: argparse.Namespace) -> int:
     """`digitlab evaluate --robustness`: the table, robustness.json and robustness.png in --out."""
     from digitlab.data import load_labelled
+    from digitlab.device import pick_device
     from digitlab.engine import load_engine
     from digitlab.models import describe_models
-    from digitlab.train import pick_device
 
     baseline = _read_baseline(args.baseline) if args.baseline else None
     if args.limit < 1:
