@@ -113,6 +113,9 @@ class Page:
         page.wait_for_function("document.getElementById('model-info').textContent.startsWith('Model')")
 
     def pad_box(self) -> dict:
+        # The mouse works in viewport coordinates: a click lower on the page (the fine-tune panel) may have
+        # scrolled the pad out of view.
+        self.page.locator("#pad").scroll_into_view_if_needed()
         return self.page.locator("#pad").bounding_box()
 
     def cell(self, index: float = 1) -> tuple[float, float, float]:
