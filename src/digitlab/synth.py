@@ -38,11 +38,12 @@ Mnist = tuple[np.ndarray, np.ndarray]  # images (N, 28, 28) uint8, labels (N,)
 
 
 def number_photo(mnist: Mnist, seed: int | np.random.Generator, length: int, *, text: str | None = None,
-                 easy: bool = False) -> tuple[bytes, str]:
+                 easy: bool = False, info: dict | None = None) -> tuple[bytes, str]:
     """A photo (PNG or JPEG bytes) of a `length`-digit number made of MNIST digits, and that number.
 
     `text` chooses the digits (a random image of each); otherwise they are random, so a number may start
-    with 0.
+    with 0. A dict passed as `info` is filled with what was drawn (gap style, broken, shadow, ...), so a
+    benchmark can say which conditions are hard.
     """
     if text is not None and (not text.isdigit() or not text.isascii() or len(text) != length):
         raise ValueError(f"text must be {length} digits, got {text!r}")
@@ -55,10 +56,11 @@ def number_photo(mnist: Mnist, seed: int | np.random.Generator, length: int, *, 
     else:
         picks = np.array([g.choice(np.flatnonzero(labels == int(c))) for c in text])
     size = g.uniform(2.0, 3.0) if easy else g.uniform(1.0, 3.2)  # digit box: 28 * size pixels
-    gaps = (0.3, 0.6) if easy else GAPS[str(g.choice(list(GAPS), p=[0.2, 0.25, 0.35, 0.2]))]
+    gap = "easy" if easy else str(g.choice(list(GAPS), p=[0.2, 0.25, 0.35, 0.2]))
+    gaps = (0.3, 0.6) if easy else GAPS[gap]
     slope = 0.0 if easy else g.uniform(-0.2, 0.2)  # baseline drift, pixels down per pixel right
     slant = 0.0 if easy else g.uniform(-0.3, 0.3)
-    sizes = 0.0 if easy else g.choice([0.05, 0.15, 0.25])  # how much digits of one number differ in size
+    sizes = 0.0 if easy else g.choice([0.05, 0.1, 0.2])  # how much digits of one number differ in size
     broken = not easy and g.random() < 0.25
     pen = 0 if easy else int(g.choice([-1, 0, 0, 0, 1, 2]))  # thinner or thicker than MNIST's pen
     glyphs = [_glyph(images[k], size * g.uniform(1 - sizes, 1 + sizes), slant, pen, broken, g) for k in picks]
@@ -79,7 +81,9 @@ def number_photo(mnist: Mnist, seed: int | np.random.Generator, length: int, *, 
         h, w = glyph.shape
         py = int(round(py - top + (tallest - h) / 2)) + margin  # digits of different sizes share a midline
         ink[py:py + h, px:px + w] = np.maximum(ink[py:py + h, px:px + w], glyph)
-    return _photo(ink, g, easy), "".join(str(int(labels[k])) for k in picks)
+    info = {} if info is None else info
+    info.update(gaps=gap, size=round(size, 2), slant=round(slant, 2), broken=broken, pen=pen)
+    return _photo(ink, g, easy, info), "".join(str(int(labels[k])) for k in picks)
 
 
 def non_digit_photo(seed: int | np.random.Generator, kind: str | None = None) -> tuple[bytes, str]:
@@ -143,11 +147,16 @@ def _glyph(digit: np.ndarray, size: float, slant: float, pen: int, broken: bool,
     elif pen < 0 and side >= 40:
         ink = ndimage.grey_erosion(ink, size=(2, 2))
     if broken and g.random() < 0.6:
-        # A gap across the stroke, as a pencil skips: a thin line of paper through the digit.
-        mask = Image.new("L", (ink.shape[1], ink.shape[0]), 0)
-        y0, y1 = g.uniform(0.2, 0.8, 2) * side
-        ImageDraw.Draw(mask).line([(0, y0), (ink.shape[1], y1)], fill=255, width=max(1, int(side * 0.05)))
-        ink = ink * (1 - np.asarray(mask, np.float32) / 255.0)
+        # A pencil skip: a short stretch of paper across the stroke at one place on the digit.
+        ys, xs = np.nonzero(ink > 0.5)
+        if ys.size:
+            at = int(g.integers(ys.size))
+            angle, half = g.uniform(0, np.pi), side * g.uniform(0.06, 0.12)
+            dx, dy = half * np.cos(angle), half * np.sin(angle)
+            mask = Image.new("L", (ink.shape[1], ink.shape[0]), 0)
+            ImageDraw.Draw(mask).line([(xs[at] - dx, ys[at] - dy), (xs[at] + dx, ys[at] + dy)], fill=255,
+                                      width=max(1, int(round(side * 0.05))))
+            ink = ink * (1 - np.asarray(mask, np.float32) / 255.0)
     cols = np.flatnonzero(ink.max(0) > 0.15)
     if cols.size == 0:
         return ink[:, :1]
@@ -188,8 +197,10 @@ def _drawing(draw: ImageDraw.ImageDraw, what: str, width: int, height: int, line
                   width=line)
 
 
-def _photo(ink: np.ndarray, g: np.random.Generator, easy: bool) -> bytes:
+def _photo(ink: np.ndarray, g: np.random.Generator, easy: bool, info: dict | None = None) -> bytes:
     """Ink (0-1, H x W) written on paper and photographed: colour, texture, light, noise, blur, JPEG."""
+    info = {} if info is None else info
+    info.update(shadow=False, inverted=False, blurred=False, jpeg=None)
     h, w = ink.shape
     # White to grey or cream paper: a brightness and a faint tint.
     paper = np.array([0.93, 0.92, 0.88]) + (0 if easy else g.uniform(-0.15, 0.05) + g.uniform(-0.03, 0.03, 3))
@@ -210,18 +221,22 @@ def _photo(ink: np.ndarray, g: np.random.Generator, easy: bool) -> bytes:
         ramp = (ramp - ramp.min()) / max(float(np.ptp(ramp)), 1e-6)
         light = 1 - g.uniform(0.0, 0.35) * ramp
         if g.random() < 0.2:
+            info["shadow"] = True
             edge = ndimage.gaussian_filter((xx * np.cos(angle + 1) + yy * np.sin(angle + 1)
                                             > g.uniform(0.3, 0.7) * (w + h) / 2).astype(float), 6)
             light *= 1 - g.uniform(0.15, 0.35) * edge
         image = image * light[..., None] + g.normal(0, g.uniform(0.0, 0.035), (h, w, 1))
     if not easy and g.random() < 0.05:
+        info["inverted"] = True
         image = 1 - image  # chalk on a blackboard, a screen in dark mode
     picture = Image.fromarray(np.clip(np.rint(image * 255), 0, 255).astype(np.uint8), "RGB")
     if not easy and g.random() < 0.5:
+        info["blurred"] = True
         picture = picture.filter(ImageFilter.GaussianBlur(g.uniform(0.3, 1.2)))
     buffer = io.BytesIO()
     if easy or g.random() < 0.3:
         picture.save(buffer, format="PNG")
     else:
-        picture.save(buffer, format="JPEG", quality=int(g.integers(35, 95)))
+        info["jpeg"] = int(g.integers(35, 95))
+        picture.save(buffer, format="JPEG", quality=info["jpeg"])
     return buffer.getvalue()
