@@ -146,8 +146,6 @@ def test_nothing_written_is_no_digit(page: Page, tmp_path: Path) -> None:
     assert page.settled_prediction() == "7"
 
 
-@pytest.mark.xfail(strict=True, reason="digitlab.read does not refuse scribbles yet (issue 12, item 2): it reads "
-                                       "this tangle as a digit; remove this mark when it does")
 def test_a_scribble_is_not_a_digit(page: Page) -> None:
     page.draw(scribble(3))
     page.shot("read-scribble")

@@ -63,11 +63,16 @@ def test_leading_zeros_are_kept(engine: TorchEngine, mnist_test: tuple[torch.Ten
 
 @pytest.mark.mnist
 def test_touching_digits_are_split(engine: TorchEngine, mnist_test: tuple[torch.Tensor, torch.Tensor]) -> None:
-    pixels = mnist_test[0].numpy()
-    for a, b, gap in ((0, 4, -1), (1, 2, -2), (4, 5, -1)):  # 7 and 4, 2 and 1, 4 and 1
-        reading = read_picture(engine, number_picture([pixels[a], pixels[b]], [gap]))
-        expected = f"{int(mnist_test[1][a])}{int(mnist_test[1][b])}"
-        assert reading.number == expected, (reading.number, expected)
+    # Twenty pairs of consecutive test digits pressed together (their ink boxes overlap by a pixel): a single
+    # pair depends on the model's reading of one cut, so the check is on the share read right (20/20 with
+    # the shipped strong model when written).
+    pixels, labels = mnist_test[0].numpy(), mnist_test[1].numpy()
+    wrong = []
+    for a in range(0, 40, 2):
+        reading = read_picture(engine, number_picture([pixels[a], pixels[a + 1]], [-1]))
+        if reading.number != f"{labels[a]}{labels[a + 1]}":
+            wrong.append((f"{labels[a]}{labels[a + 1]}", reading.number))
+    assert len(wrong) <= 2, wrong
 
 
 def test_pieces_of_one_digit_are_merged(engine: TorchEngine) -> None:
