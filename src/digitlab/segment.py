@@ -177,6 +177,11 @@ def _atoms(ink: np.ndarray) -> list[Piece]:
               and not ((p.box[1] == 0 or p.box[3] == H) and p.width >= 0.5 * W)]
     if not pieces:
         return []
+    # The corner of a shadow or of the sheet: a small piece on the border, beside bigger ones inside.
+    inside = [p.height for p in pieces if p.box[0] > 0 and p.box[1] > 0 and p.box[2] < W and p.box[3] < H]
+    if inside:
+        pieces = [p for p in pieces if (p.box[0] > 0 and p.box[1] > 0 and p.box[2] < W and p.box[3] < H)
+                  or max(p.height, p.width) >= 0.5 * max(inside)]
     tallest = max(p.height for p in pieces)
     biggest = max(int(p.mask.sum()) for p in pieces)
     # Dust and paper grain: tiny both in extent and in ink next to the rest. A short piece with real ink
@@ -226,8 +231,10 @@ def _same_digit(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> b
     vertical_gap = max(a[1], b[1]) - min(a[3], b[3])
     if vertical_gap > 0.6 * max(ha, hb):  # far above one another: not one digit
         return False
-    # One above the other, mostly overlapping in x: the detached top of a 5, a 4's second stroke.
-    if overlap >= 0.5 * min(wa, wb) and uw <= ONE_DIGIT_MAX * uh:
+    # One above the other, mostly overlapping in x: the detached top of a 5, the tail of a broken 9. Side
+    # by side over the same rows (a slanted 1 leaning into the next digit, a 4's second stroke) they are
+    # left apart here: `read` joins them when the model reads the two as one digit better than as two.
+    if overlap >= 0.5 * min(wa, wb) and uw <= ONE_DIGIT_MAX * uh and -vertical_gap <= 0.5 * min(ha, hb):
         return True
     # A small piece beside a bigger one (the bar of a 7, the end of a broken stroke): it overlaps it in x
     # a little, and the two together are no wider than a digit is tall.
