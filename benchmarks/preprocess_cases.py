@@ -100,6 +100,13 @@ def low_resolution(digit: np.ndarray, g: np.random.Generator) -> bytes:
     return _png(_on_paper(_resize(tiny, 64, 64) / 255.0))
 
 
+def tiny_scan(digit: np.ndarray, g: np.random.Generator) -> bytes:
+    """An 8x8 file as stored, made as the UCI optical digits were: a 32x32 black-and-white bitmap of the
+    digit filling it, each 4x4 block's share of ink one pixel."""
+    bitmap = _fill(digit, 32) > 0.5
+    return _png(_on_paper(bitmap.reshape(8, 4, 8, 4).mean(axis=(1, 3))))
+
+
 def light_pencil(digit: np.ndarray, g: np.random.Generator) -> bytes:
     """A thin, light pencil line: grey ink an eighth of the way from paper to black, on grainy paper."""
     ink = ndimage.binary_erosion(_up(digit, 5) > 0.6, iterations=2).astype(np.float32)
@@ -175,7 +182,7 @@ def broken_strokes(digit: np.ndarray, g: np.random.Generator) -> bytes:
 
 
 CASES: dict[str, Case] = {f.__name__: f for f in (
-    frame_filling, thick_marker, thin_pen, blur, low_resolution, light_pencil, uneven_light, noisy_jpeg,
+    frame_filling, thick_marker, thin_pen, blur, low_resolution, tiny_scan, light_pencil, uneven_light, noisy_jpeg,
     dark_on_grey, light_on_grey, transparent_canvas, small_on_photo, broken_strokes)}
 
 

@@ -15,8 +15,8 @@ import torch
 from PIL import Image
 
 from digitlab.data.images import to_mnist
-from digitlab.engine import TorchEngine
-from digitlab.models import load_model, shipped_weights
+from digitlab.engine import TorchEngine, load_engine
+from digitlab.models import shipped_weights
 from digitlab.read import Reading, read_picture, read_pictures
 from tests.test_data import as_jpeg
 from tests.test_segment import number_picture, strokes
@@ -27,7 +27,7 @@ pytestmark = pytest.mark.skipif(not shipped_weights().is_file(), reason="run `ma
 
 @pytest.fixture(scope="module")
 def engine() -> TorchEngine:
-    return TorchEngine(load_model(None)[0])
+    return load_engine(None, "torch")  # the shipped model with its temperature, as `digitlab read` loads it
 
 
 def digits_of(mnist: tuple[torch.Tensor, torch.Tensor], text: str, seed: int = 0) -> list[np.ndarray]:

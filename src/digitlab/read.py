@@ -12,19 +12,20 @@ Command line: `digitlab read photo.jpg scans/ [--json] [--output FILE] [--accept
 `digitlab.segment` cuts the ink into slices and lists the runs of slices that may each be a digit; every
 candidate of every picture goes through the shared `to_mnist` and then the model together, in one
 `engine.logits` call. The digits are the chain of candidates, covering all the ink left to right, that
-the model recognises best (`_best_chain`). A picture with no ink reads as "" ("blank"); one where a digit
-is not recognised reads as "" ("not a digit"); `accept_all=True` turns refusing off.
+score best: how well the model reads each, and a small checker of "exactly one whole digit?"
+(`digitlab.chain`). A picture with no ink reads as "" ("blank"); one where a digit is not recognised
+reads as "" ("not a digit"); `accept_all=True` turns refusing off.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
 from PIL import Image
 
+from digitlab.chain import best_chain, chain_scores
 from digitlab.data.images import open_image, to_mnist
 from digitlab.engine import Engine
 from digitlab.segment import Layout, Piece, segment
@@ -33,8 +34,6 @@ from digitlab.segment import Layout, Piece, segment
 # real digits are not refused) until digitlab.refuse's trained check is called from `_refusal`.
 UNSURE = 0.3
 MIN_STROKES = 2.5  # a digit is at least this many stroke widths tall
-DIGIT_COST = 0.9  # each digit costs this fraction of the picture's best top logit (see _best_chain)
-CUT_COST = 0.2  # and a cut through ink (touching digits) this fraction more
 
 
 @dataclass
@@ -75,12 +74,12 @@ def read_pictures(engine: Engine, images: list, *, accept_all: bool = False) -> 
                   for i, j in layout.candidates]
     batch = np.stack(crops) if crops else np.zeros((0, 28, 28), dtype=np.uint8)
     logits = engine.logits(torch.from_numpy(batch)).float() if crops else torch.zeros(0, 10)
-    probs = logits.softmax(1).numpy()
-    top = logits.max(1).values.numpy()
+    probs = logits.div(engine.temperature).softmax(1).numpy()  # calibrated, as every probability shown
+    scores = chain_scores(layouts, batch, logits.numpy(), engine.temperature)
     readings, start = [], 0
-    for layout in layouts:
+    for layout, score in zip(layouts, scores, strict=True):
         at = slice(start, start + len(layout.candidates))
-        readings.append(_reading(layout, batch[at], probs[at], top[at], accept_all))
+        readings.append(_reading(layout, batch[at], probs[at], score, accept_all))
         start += len(layout.candidates)
     return readings
 
@@ -89,47 +88,17 @@ def _size(picture: Image.Image | np.ndarray) -> tuple[int, int]:
     return picture.shape[:2] if isinstance(picture, np.ndarray) else (picture.height, picture.width)
 
 
-def _reading(layout: Layout, crops: np.ndarray, probs: np.ndarray, top: np.ndarray, accept_all: bool
+def _reading(layout: Layout, crops: np.ndarray, probs: np.ndarray, scores: np.ndarray, accept_all: bool
              ) -> Reading:
     if not layout.candidates:
         return Reading("", 0.0, [], "blank")
-    chain = _best_chain(layout, top)
+    chain = best_chain(layout, scores)
     digits = [_digit(layout, layout.piece(*layout.candidates[k]), crops[k], probs[k], accept_all) for k in chain]
     reasons = [d.reason for d in digits if d.reason]
     if reasons and not accept_all:
         return Reading("", 0.0, digits, "blank" if all(r == "blank" for r in reasons) else "not a digit")
     confidence = float(np.prod([d.confidence for d in digits]))
     return Reading("".join(str(d.label) for d in digits), confidence, digits, None)
-
-
-def _best_chain(layout: Layout, top: np.ndarray) -> list[int]:
-    """The candidates that cover every slice once, left to right, that the model recognises best.
-
-    A candidate scores its top logit less DIGIT_COST times the best top logit in the picture: a clean
-    digit scores well above zero, a half digit or two digits squeezed into one crop score near or below
-    it (softmax probabilities cannot tell these apart: a label-smoothed model gives ~0.9 to all of them).
-    Relative to the picture's best, so that models with larger or smaller logits are judged alike.
-    """
-    n = len(layout.slices)
-    cost = DIGIT_COST * max(float(top.max()), 1e-3)
-    best = [0.0] + [-math.inf] * n
-    back: list[int] = [-1] * (n + 1)
-    for k, (i, j) in enumerate(layout.candidates):  # ordered by i, so best[i] is final when reached
-        piece = layout.piece(i, j)
-        ratio = piece.width / max(piece.height, 1)
-        # Too wide for one digit, or a fragment much shorter than the digits beside it: unlikely.
-        shortness = max(0.0, 0.65 - layout.height_ratio(i, j))
-        score = best[i] + float(top[k]) - cost - cost * max(0.0, ratio - 1.2) - 4 * cost * shortness
-        if layout.cuts_ink(i):  # a cut through ink needs the pieces to read clearly better than the whole
-            score -= CUT_COST * cost
-        if score > best[j]:
-            best[j], back[j] = score, k
-    chain, at = [], n
-    while at > 0:
-        k = back[at]
-        chain.append(k)
-        at = layout.candidates[k][0]
-    return chain[::-1]
 
 
 def _digit(layout: Layout, piece: Piece, crop: np.ndarray, p: np.ndarray, accept_all: bool) -> Digit:

@@ -82,7 +82,9 @@ def number_photo(mnist: Mnist, seed: int | np.random.Generator, length: int, *, 
         py = int(round(py - top + (tallest - h) / 2)) + margin  # digits of different sizes share a midline
         ink[py:py + h, px:px + w] = np.maximum(ink[py:py + h, px:px + w], glyph)
     info = {} if info is None else info
-    info.update(gaps=gap, size=round(size, 2), slant=round(slant, 2), broken=broken, pen=pen)
+    # Each digit's columns in the photo (its ink, left to right): where `read` should find it.
+    columns = [(px, px + glyph.shape[1]) for (px, _), glyph in zip(places, glyphs, strict=True)]
+    info.update(gaps=gap, size=round(size, 2), slant=round(slant, 2), broken=broken, pen=pen, columns=columns)
     return _photo(ink, g, easy, info), "".join(str(int(labels[k])) for k in picks)
 
 

@@ -159,6 +159,7 @@ class _Ink:
 
 # Ink fainter than this share of the strongest is paper: MNIST's background is exactly 0.
 FLOOR = 0.2
+SMALL_SIDE = 32  # pictures smaller than this (but not MNIST's 28x28) are scaled up first
 
 
 def _ink_on_black(gray: np.ndarray) -> np.ndarray:
@@ -228,6 +229,12 @@ def to_mnist(image: Image.Image | np.ndarray) -> np.ndarray:
             gray = 1.0 - gray
         return np.clip(np.rint(gray * 255), 0, 255).astype(np.uint8)
     gray = np.ascontiguousarray(gray, dtype=np.float32)
+    if max(gray.shape) < SMALL_SIDE:
+        # An 8x8 or 16x16 scan: a stroke is a pixel or less, too thin for the background and the ink
+        # split to tell apart; bicubic upsampling gives the strokes a width first.
+        k = -(-SMALL_SIDE // max(gray.shape))
+        gray = np.asarray(Image.fromarray(gray, mode="F").resize((gray.shape[1] * k, gray.shape[0] * k),
+                                                                 Image.Resampling.BICUBIC), np.float32).clip(0, 1)
     found = _Ink(gray)
     strokes = _digit_strokes(found) if found.peak > 0.05 else None
     if strokes is None:
