@@ -132,8 +132,8 @@ def digit_inputs(picture: Image.Image | np.ndarray, boxes: list[list[int]]) -> l
     return inputs
 
 
-# A digit's ink is shrunk to at most DIGIT_SIDE px and padded by DIGIT_PAD before to_mnist: small enough that
-# to_mnist does not estimate a background (it does from 32 px up, and a crop full of ink would confuse it).
+# A digit's ink is shrunk to at most DIGIT_SIDE px and padded by DIGIT_PAD before to_mnist: about MNIST's own
+# digit size, inside a margin of black wide enough that to_mnist takes the margin, not the ink, for paper.
 DIGIT_SIDE, DIGIT_PAD = 18, 6
 
 
