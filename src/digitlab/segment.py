@@ -181,7 +181,7 @@ def _atoms(ink: np.ndarray) -> list[Piece]:
     inside = [p.height for p in pieces if p.box[0] > 0 and p.box[1] > 0 and p.box[2] < W and p.box[3] < H]
     if inside:
         pieces = [p for p in pieces if (p.box[0] > 0 and p.box[1] > 0 and p.box[2] < W and p.box[3] < H)
-                  or max(p.height, p.width) >= 0.5 * max(inside)]
+                  or max(p.height, p.width) >= 0.75 * max(inside)]
     tallest = max(p.height for p in pieces)
     biggest = max(int(p.mask.sum()) for p in pieces)
     # Dust and paper grain: tiny both in extent and in ink next to the rest. A short piece with real ink
