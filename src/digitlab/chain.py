@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from digitlab.engine import one_torch_thread
 from digitlab.segment import Layout
 
 FEATURES = ("bias", "top logit / picture's best", "calibrated log p", "margin to runner-up / best",
@@ -127,7 +128,7 @@ def chain_scores(layouts: list[Layout], crops: np.ndarray, logits: np.ndarray, t
     table = np.concatenate(rows) if rows else np.zeros((0, len(FEATURES)), np.float32)
     if len(table) == 0:
         return [np.zeros(0, np.float32) for _ in layouts]
-    with torch.inference_mode():
+    with one_torch_thread(), torch.inference_mode():
         checked = model(torch.from_numpy(np.ascontiguousarray(crops)), torch.from_numpy(table[:, 1:])).numpy()
     total = table @ HAND + alpha * checked + beta
     out, start = [], 0

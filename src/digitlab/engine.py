@@ -17,8 +17,11 @@ Every probability shown is calibrated: `load_engine` gives each engine the tempe
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -157,6 +160,26 @@ def load_engine(model: str | os.PathLike | list | None, engine: str = "auto",
     single = _load_single(model, engine, device)
     single.temperature = stored_temperature(model)
     return single
+
+
+_THREADS = threading.Lock()
+
+
+@contextlib.contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Run a small torch model (read's checker, the not-a-digit check) on one thread.
+
+    Between ONNX Runtime calls torch's OpenMP workers spin against its pool: a tiny CNN on 40 crops took
+    170 ms a call on 2 threads here, 8 ms on one. The lock: two server threads saving and restoring the
+    count at once could otherwise leave it at 1 for good.
+    """
+    with _THREADS:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(threads)
 
 
 def _load_single(model: str | os.PathLike | None, engine: str, device: torch.device | str) -> Engine:

@@ -73,9 +73,13 @@ def read_pictures(engine: Engine, images: list, *, accept_all: bool = False) -> 
         crops += [to_mnist(picture) if whole else to_mnist(layout.crop(layout.piece(i, j)))
                   for i, j in layout.candidates]
     batch = np.stack(crops) if crops else np.zeros((0, 28, 28), dtype=np.uint8)
-    logits = engine.logits(torch.from_numpy(batch)).float() if crops else torch.zeros(0, 10)
-    probs = logits.div(engine.temperature).softmax(1).numpy()  # calibrated, as every probability shown
-    scores = chain_scores(layouts, batch, logits.numpy(), engine.temperature)
+    logits = engine.logits(torch.from_numpy(batch)).float().numpy() if crops else np.zeros((0, 10), np.float32)
+    # Calibrated, as every probability shown. In numpy: a torch op right after ONNX Runtime's call wakes
+    # torch's thread pool against it (7 ms for a softmax; see engine.one_torch_thread).
+    scaled = logits / engine.temperature
+    probs = np.exp(scaled - scaled.max(1, keepdims=True)) if len(scaled) else scaled
+    probs /= np.maximum(probs.sum(1, keepdims=True), 1e-30)
+    scores = chain_scores(layouts, batch, logits, engine.temperature)
     readings, start = [], 0
     for layout, score in zip(layouts, scores, strict=True):
         at = slice(start, start + len(layout.candidates))
