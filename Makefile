@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint weights weights-tutorial weights-strong bench lessons serve clean
+.PHONY: run test lint weights weights-tutorial weights-strong weights-refuse bench lessons serve clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 
 # Retrain the weights shipped inside the package (src/digitlab/weights/); each NAME.json records the command.
-weights: weights-tutorial weights-strong
+weights: weights-tutorial weights-strong weights-refuse
 
 weights-tutorial: $(STAMP)
 	$(BIN)/digitlab train --arch tutorial --epochs 4 --seed 0 --out runs/weights-tutorial
@@ -38,6 +38,13 @@ weights-strong: $(STAMP)
 	$(BIN)/digitlab train --arch strong --epochs 40 --val-size 2000 --seed 0 --out runs/weights-strong
 	cp runs/weights-strong/model.safetensors src/digitlab/weights/strong.safetensors
 	cp runs/weights-strong/model.json src/digitlab/weights/strong.json
+
+# The "is this a digit?" check that `read` and `predict` refuse non-digits with (digitlab.refuse, ~10 min here);
+# refuse.json records the threshold and the validation numbers.
+weights-refuse: $(STAMP)
+	$(BIN)/python -m digitlab.refuse --out runs/weights-refuse --seed 0
+	cp runs/weights-refuse/refuse.safetensors src/digitlab/weights/refuse.safetensors
+	cp runs/weights-refuse/refuse.json src/digitlab/weights/refuse.json
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/train_speed.py

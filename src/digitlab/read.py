@@ -27,10 +27,11 @@ from PIL import Image
 
 from digitlab.data.images import open_image, to_mnist
 from digitlab.engine import Engine
+from digitlab.refuse import refusals
 from digitlab.segment import Layout, Piece, segment
 
-# Below this top probability a digit is refused as not recognised: a stand-in set by hand (low, so that
-# real digits are not refused) until digitlab.refuse's trained check is called from `_refusal`.
+# Below this top probability a digit is refused as not recognised: a backstop set by hand (low, so that real
+# digits are not refused); what refuses letters, symbols and drawings is digitlab.refuse's trained check.
 UNSURE = 0.3
 MIN_STROKES = 2.5  # a digit is at least this many stroke widths tall
 DIGIT_COST = 0.9  # each digit costs this fraction of the picture's best top logit (see _best_chain)
@@ -142,7 +143,9 @@ def _digit(layout: Layout, piece: Piece, crop: np.ndarray, p: np.ndarray, accept
 def _refusal(crop: np.ndarray, p: np.ndarray, strokes_tall: float) -> str | None:
     """Why this crop is not read as a digit, or None.
 
-    A stand-in until digitlab.refuse judges crops: only what needs no trained model is refused here.
+    The rules that need no model first (no ink; too flat), then digitlab.refuse's check, which judges the
+    same 28x28 crop the classifier read: letters, symbols, scribbles and drawings get high probabilities
+    for some digit, so the classifier's own confidence cannot tell them apart.
     """
     if not crop.any():
         return "blank"
@@ -150,4 +153,4 @@ def _refusal(crop: np.ndarray, p: np.ndarray, strokes_tall: float) -> str | None
     # several strokes tall (MNIST's ~7), a dash about one.
     if strokes_tall < MIN_STROKES or p.max() < UNSURE:
         return "not a digit"
-    return None
+    return refusals(crop[None])[0]
