@@ -93,7 +93,8 @@ def test_predict_refuses_a_letter_but_not_a_digit(tmp_path: Path,
     images, labels = mnist_test
     (tmp_path / "letter.png").write_bytes(paper_png(letter("A")))
     (tmp_path / "digit.png").write_bytes(paper_png(digit_ink(images[0].numpy())))
-    (tmp_path / "blank.png").write_bytes(paper_png(np.zeros((90, 90), np.float32)))
+    Image.new("L", (90, 90), 255).save(tmp_path / "blank.png")
+    (tmp_path / "paper.png").write_bytes(paper_png(np.zeros((90, 90), np.float32)))  # grain, light, JPEG
     done = run_cli("predict", str(tmp_path), "--engine", "torch")
     assert done.returncode == 0, done.stderr
     rows = {Path(r["file"]).stem: r for r in csv.DictReader(io.StringIO(done.stdout))}
@@ -101,6 +102,7 @@ def test_predict_refuses_a_letter_but_not_a_digit(tmp_path: Path,
     assert (rows["digit"]["label"], rows["digit"]["reason"]) == (str(int(labels[0])), "")
     assert (rows["letter"]["label"], rows["letter"]["reason"]) == ("", "not a digit")
     assert (rows["blank"]["label"], rows["blank"]["reason"]) == ("", "blank")
+    assert rows["paper"]["label"] == "" and rows["paper"]["reason"] in ("blank", "not a digit")
 
     everything = run_cli("predict", str(tmp_path / "letter.png"), "--engine", "torch", "--accept-all")
     assert everything.returncode == 0, everything.stderr
@@ -135,7 +137,9 @@ def test_api_predict_says_why_it_refuses(api_server: str, mnist_test: tuple[torc
         assert len(body["probabilities"]) == 10
         body = client.post("/api/predict?accept_all=true", json={"pixels": not_digit}).json()
         assert body["label"] == int(np.argmax(body["probabilities"])) and body["reason"] is None
-        body = client.post("/api/predict", files={"file": ("blank.png", paper_png(np.zeros((60, 60))))}).json()
+        white = io.BytesIO()
+        Image.new("L", (60, 60), 255).save(white, format="PNG")
+        body = client.post("/api/predict", files={"file": ("blank.png", white.getvalue())}).json()
         assert (body["label"], body["reason"]) == (None, "blank")
         batch = client.post("/api/predict/batch", json={"images": [digit, not_digit]}).json()["predictions"]
         assert [p["reason"] for p in batch] == [None, "not a digit"]
