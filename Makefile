@@ -39,7 +39,7 @@ weights-strong: $(STAMP)
 	cp runs/weights-strong/model.safetensors src/digitlab/weights/strong.safetensors
 	cp runs/weights-strong/model.json src/digitlab/weights/strong.json
 
-# The "is this a digit?" check that `read` and `predict` refuse non-digits with (digitlab.refuse, ~10 min here);
+# The "is this a digit?" check that `read` and `predict` refuse non-digits with (digitlab.refuse, 10-20 min here);
 # refuse.json records the threshold and the validation numbers.
 weights-refuse: $(STAMP)
 	$(BIN)/python -m digitlab.refuse --out runs/weights-refuse --seed 0
