@@ -30,10 +30,12 @@ from digitlab.engine import Engine
 from digitlab.refuse import refusals
 from digitlab.segment import Layout, Piece, segment
 
-# Below this top (calibrated) probability a digit is refused as not recognised: a second opinion beside
-# digitlab.refuse's check, which lets through some non-digits the classifier is unsure of. Chosen on data
-# neither model was tuned on: of the strong model's own 2,000 held-out validation digits 0.05% more are
-# refused at 0.6 (0.10% of the same digits photographed), of digitlab.refuse_negatives' validation set 6%.
+# Below this top probability a digit is refused as not recognised: a second opinion beside digitlab.refuse's
+# check, which lets through some non-digits the classifier is unsure of. Chosen on calibrated probabilities
+# (engine.probabilities) and data neither model was tuned on: of the strong model's own 2,000 held-out
+# validation digits 0.05% more are refused at 0.6 (0.10% of the same digits photographed), of
+# digitlab.refuse_negatives' validation set 6%. (`read_pictures` here passes the raw softmax, which is less
+# sure than the calibrated one: 0.74% of MNIST test digits refused instead of 0.38%.)
 UNSURE = 0.6
 MIN_STROKES = 2.5  # a digit is at least this many stroke widths tall
 DIGIT_COST = 0.9  # each digit costs this fraction of the picture's best top logit (see _best_chain)
