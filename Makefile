@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint weights weights-tutorial weights-strong weights-chain bench lessons serve clean
+.PHONY: run test lint weights weights-tutorial weights-strong weights-chain weights-refuse bench lessons serve clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 
 # Retrain the weights shipped inside the package (src/digitlab/weights/); each NAME.json records the command.
-weights: weights-tutorial weights-strong weights-chain
+weights: weights-tutorial weights-strong weights-chain weights-refuse
 
 weights-tutorial: $(STAMP)
 	$(BIN)/digitlab train --arch tutorial --epochs 4 --seed 0 --out runs/weights-tutorial
@@ -43,6 +43,13 @@ weights-strong: $(STAMP)
 # trained on made-up photos of numbers written with MNIST's training digits (~10 min here). After weights-strong.
 weights-chain: $(STAMP)
 	$(BIN)/python -m digitlab.chain --model strong --seed 0 --per-length 400 --epochs 6 --out src/digitlab/weights/chain
+
+# The "is this a digit?" check that `read` and `predict` refuse non-digits with (digitlab.refuse, 10-20 min here);
+# refuse.json records the threshold and the validation numbers.
+weights-refuse: $(STAMP)
+	$(BIN)/python -m digitlab.refuse --out runs/weights-refuse --seed 0
+	cp runs/weights-refuse/refuse.safetensors src/digitlab/weights/refuse.safetensors
+	cp runs/weights-refuse/refuse.json src/digitlab/weights/refuse.json
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/train_speed.py

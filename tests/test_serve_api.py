@@ -102,7 +102,8 @@ def reference(real_model: Path, digits: tuple[np.ndarray, np.ndarray]) -> np.nda
 
 
 def assert_prediction(body: dict) -> None:
-    assert set(body) == {"label", "confidence", "probabilities", "preprocessed"}
+    assert set(body) == {"label", "confidence", "probabilities", "reason", "preprocessed"}
+    assert body["reason"] is None  # these are all digits: none refused (digitlab.refuse)
     probs = body["probabilities"]
     assert len(probs) == 10 and abs(sum(probs) - 1) < 1e-4
     assert body["label"] == int(np.argmax(probs)) and body["confidence"] == max(probs)

@@ -134,12 +134,19 @@ def _predict(args: argparse.Namespace) -> int:
     if args.save_inputs:
         predict.save_inputs(args.save_inputs, paths, pixels)
     probs = predict.predict_proba(engine, pixels, device)
+    if args.accept_all:
+        reasons: list[str | None] = [None] * len(paths)
+    else:
+        from digitlab.refuse import refusals
+
+        reasons = refusals(pixels.numpy())  # blank pictures, letters, drawings...: an empty label, and why
     names = [str(p) for p in paths]
     if args.output:
-        predict.write_image_predictions(args.output, names, probs, args.top_k)
-        print(f"wrote {args.output}: {len(names):,} predictions", file=sys.stderr)
+        predict.write_image_predictions(args.output, names, probs, args.top_k, reasons)
+        refused = sum(r is not None for r in reasons)
+        print(f"wrote {args.output}: {len(names):,} predictions ({refused:,} refused)", file=sys.stderr)
     else:
-        sys.stdout.write(predict.format_image_predictions(names, probs, args.top_k))
+        sys.stdout.write(predict.format_image_predictions(names, probs, args.top_k, reasons))
     return 0
 
 
@@ -265,6 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--save-inputs", metavar="DIR", help="also save the 28x28 image the model was given for each "
                                                         "input, as DIR/<name>.png")
+    p.add_argument("--accept-all", action="store_true",
+                   help="images: never refuse (by default a blank picture, a letter or a drawing gets an empty "
+                        "label and a reason); a Kaggle test.csv is never refused")
     p.set_defaults(func=_predict)
 
     p = sub.add_parser("read", help="read the number (one digit or several) in each picture", formatter_class=fmt)

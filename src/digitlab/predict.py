@@ -83,24 +83,35 @@ def save_inputs(folder: str | os.PathLike, paths: list[Path], pixels: torch.Tens
     return written
 
 
-def format_image_predictions(names: list[str], probs: torch.Tensor, top_k: int) -> str:
-    """CSV text `file,label,confidence` (plus label_2, confidence_2, ... for top_k > 1)."""
+def format_image_predictions(names: list[str], probs: torch.Tensor, top_k: int,
+                             reasons: list[str | None] | None = None) -> str:
+    """CSV text `file,label,confidence` (plus label_2, confidence_2, ... for top_k > 1).
+
+    With `reasons` (digitlab.refuse.refusals), a last column `reason`: empty for a digit; for a refused
+    picture 'blank' or 'not a digit', and its `label` cell is empty (the other cells are still the model's).
+    """
     values, labels = probs.topk(top_k, dim=1)
     header = ["file", "label", "confidence"]
     for k in range(2, top_k + 1):
         header += [f"label_{k}", f"confidence_{k}"]
+    if reasons is not None:
+        header.append("reason")
     lines = [",".join(header)]
-    for name, row_labels, row_values in zip(names, labels.tolist(), values.tolist(), strict=True):
+    rows = zip(names, labels.tolist(), values.tolist(), reasons or [None] * len(names), strict=True)
+    for name, row_labels, row_values, reason in rows:
         cells = [_csv_cell(name)]
         for label, value in zip(row_labels, row_values, strict=True):
             cells += [str(label), f"{value:.6f}"]
-        lines.append(",".join(cells))
+        if reason:
+            cells[1] = ""
+        lines.append(",".join(cells + ([reason or ""] if reasons is not None else [])))
     return "\n".join(lines) + "\n"
 
 
-def write_image_predictions(path: str | os.PathLike, names: list[str], probs: torch.Tensor, top_k: int) -> None:
+def write_image_predictions(path: str | os.PathLike, names: list[str], probs: torch.Tensor, top_k: int,
+                            reasons: list[str | None] | None = None) -> None:
     with atomic_write(path, "w") as fh:
-        fh.write(format_image_predictions(names, probs, top_k))
+        fh.write(format_image_predictions(names, probs, top_k, reasons))
 
 
 def _csv_cell(text: str) -> str:
@@ -109,6 +120,8 @@ def _csv_cell(text: str) -> str:
 
 def write_submission_from_csv(engine: Engine | nn.Module, csv_path: Path, output: Path,
                               device: torch.device | str = "cpu") -> np.ndarray:
+    """A Kaggle submission: every row gets a digit. Nothing is refused here: Kaggle's rows are all digits,
+    and a submission with an empty label would be rejected."""
     pixels, _ = kaggle.read_kaggle_csv(csv_path)
     labels = as_engine(engine, device).logits(pixels).argmax(1).numpy()
     kaggle.write_submission(output, labels)

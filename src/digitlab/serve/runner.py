@@ -22,6 +22,7 @@ from fastapi import Depends, Request
 from digitlab import __version__
 from digitlab.engine import Engine, load_engine
 from digitlab.models import build, count_parameters, read_meta, resolve_model_path
+from digitlab.refuse import refusals
 from digitlab.serve.errors import ApiError
 from digitlab.serve.limits import MAX_PENDING
 
@@ -53,27 +54,33 @@ class ModelRunner:
             return resolve_model_path(None).stem
         return str(self.model)
 
-    def predict(self, images: np.ndarray) -> tuple[list[dict[str, Any]], float]:
-        """uint8 (N, 28, 28) -> one response dict per image (a `Prediction`), and the model's time in seconds."""
+    def predict(self, images: np.ndarray, accept_all: bool = False) -> tuple[list[dict[str, Any]], float]:
+        """uint8 (N, 28, 28) -> one response dict per image (a `Prediction`), and the model's time in seconds.
+
+        Unless `accept_all`, digitlab.refuse judges the same inputs (one batch): a refused image answers
+        `label` null and a `reason` ('blank', 'not a digit'); the probabilities are still the model's."""
         start = time.perf_counter()
         probs = self.engine.probabilities(images)
+        reasons = [None] * len(images) if accept_all else refusals(images)
         elapsed = time.perf_counter() - start
         labels = probs.argmax(1).tolist()
         rows = probs.tolist()
         results = [
-            {"label": label, "confidence": row[label], "probabilities": row, "preprocessed": image.ravel().tolist()}
-            for label, row, image in zip(labels, rows, images, strict=True)
+            {"label": None if reason else label, "confidence": row[label], "probabilities": row,
+             "reason": reason, "preprocessed": image.ravel().tolist()}
+            for label, row, image, reason in zip(labels, rows, images, reasons, strict=True)
         ]
         return results, elapsed
 
-    async def run(self, prepare: Callable[[], np.ndarray]) -> tuple[list[dict[str, Any]], float, float]:
+    async def run(self, prepare: Callable[[], np.ndarray], accept_all: bool = False
+                  ) -> tuple[list[dict[str, Any]], float, float]:
         """`prepare()` (decode + preprocess) and the model, in a worker thread: results, prep s, model s."""
 
         def work() -> tuple[list[dict[str, Any]], float, float]:
             start = time.perf_counter()
             images = prepare()
             prepared = time.perf_counter() - start
-            results, model_s = self.predict(images)
+            results, model_s = self.predict(images, accept_all)
             return results, prepared, model_s
 
         return await self._in_worker(work)

@@ -31,9 +31,12 @@ class BatchRequest(BaseModel):
 
 
 class Prediction(BaseModel):
-    label: int = Field(ge=0, le=9, description="the most likely digit")
-    confidence: float = Field(ge=0, le=1, description="its probability")
+    label: int | None = Field(ge=0, le=9, description="the most likely digit; null only when the image is refused "
+                                                       "(see `reason`; never with accept_all=true)")
+    confidence: float = Field(ge=0, le=1, description="the probability of the most likely digit")
     probabilities: list[float] = Field(min_length=10, max_length=10, description="P(digit) for 0..9")
+    reason: str | None = Field(None, description="why the image is not labelled (\"blank\", \"not a digit\": a "
+                                                 "letter, symbol, scribble or drawing); null for a digit")
     preprocessed: list[int] = Field(
         min_length=784, max_length=784, description="the 28x28 image the model saw (0..255, row-major)"
     )

@@ -5,7 +5,9 @@
     image/* or application/octet-stream   the image file's bytes as the body (single image only)
 
 Files go through `to_mnist` exactly as `digitlab predict` prepares them; JSON pixels, already 28x28, only get
-its polarity fix. Every answer includes `preprocessed`, the 28x28 image the model saw.
+its polarity fix. Every answer includes `preprocessed`, the 28x28 image the model saw, and `reason`: null for
+a digit; for a blank picture, a letter, a symbol or a drawing, "blank" or "not a digit" (digitlab.refuse), with
+`label` null. `?accept_all=true` turns refusing off, like `digitlab predict --accept-all`.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 from functools import partial
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, File, UploadFile
+from fastapi import APIRouter, Body, File, Query, UploadFile
 from fastapi.responses import JSONResponse
 
 from digitlab.serve.content_types import Operation
@@ -34,12 +36,16 @@ predict = Operation(
     responses=ERRORS,
     description="One image as a multipart upload (field `file`), a raw image body (`application/octet-stream` "
                 "or `image/*`), or JSON `{\"pixels\": [784 values]}`. Files go through the same preprocessing as "
-                "`digitlab predict`; JSON pixels, already 28x28, only get its polarity fix.")
+                "`digitlab predict`; JSON pixels, already 28x28, only get its polarity fix. What is not a digit "
+                "(blank, a letter, a drawing) answers `label` null and a `reason`, unless `accept_all`.")
 batch = Operation(
     "/api/predict/batch", name="predict_batch", summary="Recognise many digits",
     response_model=BatchPrediction, responses=ERRORS,
     description=f"Up to {MAX_BATCH} images as multipart uploads (repeated field `files`) or JSON "
                 "`{\"images\": [[784 values], ...]}`; predictions come back in request order.")
+
+
+AcceptAll = Annotated[bool, Query(description="label every image with its most likely digit, never refuse")]
 
 
 def answer(payload: Any, prep_s: float, model_s: float) -> JSONResponse:
@@ -48,24 +54,24 @@ def answer(payload: Any, prep_s: float, model_s: float) -> JSONResponse:
 
 
 @predict.multipart(form_limits=FORM_LIMITS)
-async def predict_upload(file: Annotated[UploadFile, File(description="any image file")], runner: Runner
-                         ) -> JSONResponse:
+async def predict_upload(file: Annotated[UploadFile, File(description="any image file")], runner: Runner,
+                         accept_all: AcceptAll = False) -> JSONResponse:
     upload = [(file.filename or "file", await file.read())]
-    results, prep_s, model_s = await runner.run(partial(decode_files, upload))
+    results, prep_s, model_s = await runner.run(partial(decode_files, upload), accept_all)
     return answer(results[0], prep_s, model_s)
 
 
 @predict.json
-async def predict_pixels(body: PixelsRequest, runner: Runner) -> JSONResponse:
-    results, prep_s, model_s = await runner.run(partial(decode_pixels, [body.pixels]))
+async def predict_pixels(body: PixelsRequest, runner: Runner, accept_all: AcceptAll = False) -> JSONResponse:
+    results, prep_s, model_s = await runner.run(partial(decode_pixels, [body.pixels]), accept_all)
     return answer(results[0], prep_s, model_s)
 
 
 @predict.image
 async def predict_image_body(
         image: Annotated[bytes, Body(media_type="application/octet-stream", description="the image file's bytes")],
-        runner: Runner) -> JSONResponse:
-    results, prep_s, model_s = await runner.run(partial(decode_files, [("image", image)]))
+        runner: Runner, accept_all: AcceptAll = False) -> JSONResponse:
+    results, prep_s, model_s = await runner.run(partial(decode_files, [("image", image)]), accept_all)
     return answer(results[0], prep_s, model_s)
 
 
@@ -73,15 +79,15 @@ async def predict_image_body(
 async def predict_uploads(
         files: Annotated[list[UploadFile], File(min_length=1, max_length=MAX_BATCH,
                                                 description=f"1..{MAX_BATCH} image files")],
-        runner: Runner) -> JSONResponse:
+        runner: Runner, accept_all: AcceptAll = False) -> JSONResponse:
     uploads = [(file.filename or f"files[{i}]", await file.read()) for i, file in enumerate(files)]
-    results, prep_s, model_s = await runner.run(partial(decode_files, uploads))
+    results, prep_s, model_s = await runner.run(partial(decode_files, uploads), accept_all)
     return answer({"predictions": results}, prep_s, model_s)
 
 
 @batch.json
-async def predict_pixel_batch(body: BatchRequest, runner: Runner) -> JSONResponse:
-    results, prep_s, model_s = await runner.run(partial(decode_pixels, body.images))
+async def predict_pixel_batch(body: BatchRequest, runner: Runner, accept_all: AcceptAll = False) -> JSONResponse:
+    results, prep_s, model_s = await runner.run(partial(decode_pixels, body.images), accept_all)
     return answer({"predictions": results}, prep_s, model_s)
 
 
