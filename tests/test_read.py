@@ -96,6 +96,17 @@ def test_broken_pencil_line_is_one_digit(engine: TorchEngine, mnist_test: tuple[
     assert right >= 6
 
 
+def test_blank_photos_that_once_read_as_digits_read_as_nothing(engine: TorchEngine) -> None:
+    """Two of benchmarks/read_numbers.py's blank photos (seed 101) that read "1" and "2": grainy, blotchy
+    paper taken for a page of faint specks, and a shadow's corner taken for a digit."""
+    from digitlab.synth import non_digit_photo
+
+    for k in (22, 24):
+        photo, _ = non_digit_photo(np.random.default_rng([101, 100, k]), "blank")
+        reading = read_picture(engine, Image.open(io.BytesIO(photo)))
+        assert reading.number == "" and reading.reason in ("blank", "not a digit"), (k, reading.number)
+
+
 def test_blank_pictures_read_as_nothing(engine: TorchEngine) -> None:
     g = np.random.default_rng(0)
     paper = Image.fromarray(np.clip(190 + 30 * np.linspace(0, 1, 400)[None] + g.normal(0, 4, (300, 400)), 0, 255)

@@ -65,6 +65,15 @@ def test_blank_pictures_have_no_digits() -> None:
         assert layout.slices == [] and layout.candidates == []
 
 
+def test_a_shadow_corner_is_not_a_digit() -> None:
+    """A phone's shadow over one corner of a blank sheet: a solid dark patch on the border."""
+    yy, xx = np.mgrid[0:190, 0:270]
+    shadow = ndimage.gaussian_filter(((xx - 200) + (yy - 140) > 0).astype(float), 4)
+    paper = 0.9 * (1 - 0.3 * shadow)
+    layout = segment(Image.fromarray(np.clip(paper * 255, 0, 255).astype(np.uint8)))
+    assert layout.slices == [], [s.box for s in layout.slices]
+
+
 def test_detached_top_of_a_five_is_one_digit() -> None:
     """The bar and the body are separate blobs, merged into one digit as tall as both together."""
     five = strokes([[(70, 40), (130, 40)],  # the top bar, not touching the body

@@ -171,17 +171,18 @@ def _atoms(ink: np.ndarray) -> list[Piece]:
         ys, xs = found
         box = (xs.start, ys.start, xs.stop, ys.stop)
         pieces.append(Piece(box, labels[found] == index))
-    # A shadow or the edge of the sheet: ink along a good part of the picture's border, not a digit.
+    # A shadow or the edge of the sheet: ink along a good part of the picture's border, or a solid patch on
+    # it (a shadow's corner: as thick as it is wide), not a digit.
     H, W = ink.shape
     pieces = [p for p in pieces if not ((p.box[0] == 0 or p.box[2] == W) and p.height >= 0.5 * H)
-              and not ((p.box[1] == 0 or p.box[3] == H) and p.width >= 0.5 * W)]
+              and not ((p.box[1] == 0 or p.box[3] == H) and p.width >= 0.5 * W)
+              and not (_on_border(p, H, W) and _solid(p))]
     if not pieces:
         return []
     # The corner of a shadow or of the sheet: a small piece on the border, beside bigger ones inside.
-    inside = [p.height for p in pieces if p.box[0] > 0 and p.box[1] > 0 and p.box[2] < W and p.box[3] < H]
+    inside = [p.height for p in pieces if not _on_border(p, H, W)]
     if inside:
-        pieces = [p for p in pieces if (p.box[0] > 0 and p.box[1] > 0 and p.box[2] < W and p.box[3] < H)
-                  or max(p.height, p.width) >= 0.75 * max(inside)]
+        pieces = [p for p in pieces if not _on_border(p, H, W) or max(p.height, p.width) >= 0.75 * max(inside)]
     tallest = max(p.height for p in pieces)
     biggest = max(int(p.mask.sum()) for p in pieces)
     # Dust and paper grain: tiny both in extent and in ink next to the rest. A short piece with real ink
@@ -189,6 +190,18 @@ def _atoms(ink: np.ndarray) -> list[Piece]:
     keep = [p for p in pieces
             if max(p.height, p.width) >= 0.2 * tallest or p.mask.sum() >= 0.08 * biggest]
     return sorted(keep, key=lambda p: (p.box[0] + p.box[2]) / 2)
+
+
+def _on_border(p: Piece, H: int, W: int) -> bool:
+    return p.box[0] == 0 or p.box[1] == 0 or p.box[2] == W or p.box[3] == H
+
+
+def _solid(p: Piece) -> bool:
+    """A filled patch rather than strokes: its thickest part is half as thick as it is small."""
+    if min(p.height, p.width) < 6:
+        return False
+    thickest = 2 * float(ndimage.distance_transform_edt(np.pad(p.mask, 1)).max())
+    return thickest >= 0.5 * min(p.height, p.width)
 
 
 def _stroke_width(mask: np.ndarray) -> float:

@@ -110,6 +110,10 @@ class _Ink:
         self.mask = residual > self.threshold
         self.peak = float(np.percentile(residual[self.mask], 99)) if self.mask.any() else 0.0
         self.noise = noise
+        # Ink is marks clearly darker than the paper: faint ones (under 10% darker) must also stand well clear
+        # of the paper's grain, or a textured sheet is read as a page of specks. The faintest real ink here
+        # (robustness: contrast severe, 12% darker) stands 25 times its noise clear, grainy pencil 16 times.
+        self.has_ink = self.peak > 0.05 and (self.peak >= 0.1 or self.peak >= 12 * noise)
 
     @staticmethod
     def _background(x: np.ndarray) -> np.ndarray:
@@ -165,7 +169,7 @@ SMALL_SIDE = 32  # pictures smaller than this (but not MNIST's 28x28) are scaled
 def _ink_on_black(gray: np.ndarray) -> np.ndarray:
     """Make the ink bright and the background zero, whatever the polarity and however uneven the light."""
     found = _Ink(gray)
-    if found.peak <= 0.05:  # nothing that looks like ink
+    if not found.has_ink:
         return np.zeros_like(gray, dtype=np.float32)
     return found.region(gray, slice(0, gray.shape[0]), slice(0, gray.shape[1]))
 
@@ -236,7 +240,7 @@ def to_mnist(image: Image.Image | np.ndarray) -> np.ndarray:
         gray = np.asarray(Image.fromarray(gray, mode="F").resize((gray.shape[1] * k, gray.shape[0] * k),
                                                                  Image.Resampling.BICUBIC), np.float32).clip(0, 1)
     found = _Ink(gray)
-    strokes = _digit_strokes(found) if found.peak > 0.05 else None
+    strokes = _digit_strokes(found) if found.has_ink else None
     if strokes is None:
         return np.zeros((28, 28), dtype=np.uint8)
     # The digit's box on the reduced picture, one reduced pixel wider, at full resolution.
