@@ -9,8 +9,8 @@ digitlab was trained or tuned on them; this script only measures. Each digit bec
 user would have one -- dark ink on white paper, at 8x8 as stored and scaled up to 32x32 (bicubic) -- and
 goes through the same file -> `to_mnist` -> model path as `digitlab predict`. Columns: the current
 preprocessing, the preprocessing from before issue 11 (benchmarks/legacy_preprocess.py), and a plain
-crop-and-centre, each with each --model (default: the shipped strong). Writes
-benchmarks/results/external_digits.md.
+crop-and-centre (these two as benchmarks/robustness.py has them), each with each --model (default: the
+shipped strong). Writes benchmarks/results/external_digits.md.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
-import legacy_preprocess  # noqa: E402
+from robustness import legacy, plain  # noqa: E402  (benchmarks/robustness.py)
 
 from digitlab.data.images import open_image, to_mnist  # noqa: E402
 from digitlab.engine import load_engine  # noqa: E402
@@ -60,24 +60,8 @@ def picture(values: np.ndarray, side: int) -> bytes:
     return buffer.getvalue()
 
 
-def plain(data: bytes) -> np.ndarray:
-    """The 20-line recipe: invert, crop to the ink, fit 20 px, centre by mass."""
-    ink = 1 - np.asarray(Image.open(io.BytesIO(data)).convert("L"), np.float32) / 255
-    rows, cols = np.nonzero(ink > 0.1)
-    crop = ink[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
-    scale = 20 / max(crop.shape)
-    w, h = max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale))
-    small = np.asarray(Image.fromarray(crop, mode="F").resize((w, h), Image.Resampling.LANCZOS)).clip(0, 1)
-    cy = (small.sum(1) * np.arange(h)).sum() / small.sum()
-    cx = (small.sum(0) * np.arange(w)).sum() / small.sum()
-    top, left = int(np.clip(round(14 - cy), 0, 28 - h)), int(np.clip(round(14 - cx), 0, 28 - w))
-    out = np.zeros((28, 28), np.float32)
-    out[top:top + h, left:left + w] = small
-    return np.rint(out * 255).astype(np.uint8)
-
-
-PATHS = {"current to_mnist": lambda data: to_mnist(open_image(data)),
-         "before issue 11": lambda data: legacy_preprocess.to_mnist(legacy_preprocess.open_image(data)),
+# The other two columns are the robustness benchmark's, so both tables compare the same three paths.
+PATHS = {"current to_mnist": lambda data: to_mnist(open_image(data)), "before issue 11": legacy,
          "plain crop-and-centre": plain}
 
 
