@@ -96,3 +96,16 @@ def api_server(real_model: Path, tmp_path_factory: pytest.TempPathFactory) -> It
     feedback = tmp_path_factory.mktemp("api-feedback")
     with running(create_app(real_model, body_timeout=2.0, feedback=feedback)) as url:
         yield url
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    """Debian's Chromium, never a downloaded one, driven by Playwright: one per browser test module."""
+    from playwright import sync_api
+
+    from tests.test_browser import CHROMIUM, CHROMIUM_ARGS
+
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()

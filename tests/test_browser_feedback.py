@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import MNIST
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, DIGITS, Page
+from tests.test_browser import CHROMIUM, DIGITS, Page
 
 pytestmark = [
     pytest.mark.browser,
@@ -27,14 +26,6 @@ pytestmark = [
     pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium: apt-get install -y chromium"),
 ]
 sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright Python package")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[sync_api.Browser]:
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 def open_page(browser: sync_api.Browser, url: str) -> tuple[Page, object]:

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, DIGITS, ROOT, Page, Point, arc, line
+from tests.test_browser import CHROMIUM, DIGITS, ROOT, Page, Point, arc, line
 
 pytestmark = [
     pytest.mark.browser,
@@ -51,14 +51,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     folder = tmp_path_factory.mktemp("read-feedback")
     with running(create_app(shipped_weights(), feedback=folder)) as url:
         yield url, folder
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[sync_api.Browser]:
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
