@@ -27,7 +27,6 @@ import io
 import json
 import sys
 import time
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -107,13 +106,14 @@ def best_chain(layout: Layout, scores: np.ndarray) -> list[int]:
 @functools.cache
 def shipped() -> tuple[Checker, float, float]:
     """The shipped checker (digitlab/weights/chain.safetensors) and its alpha and beta (chain.json)."""
-    folder = resources.files("digitlab").joinpath("weights")
-    record = json.loads(folder.joinpath("chain.json").read_text())
+    from digitlab.models import shipped_weights
+
+    weights = shipped_weights("chain")
+    record = json.loads(weights.with_suffix(".json").read_text())
     if record["features"] != list(FEATURES):
         raise ValueError("digitlab/weights/chain.json was fitted for other features: run make weights-chain")
     checker = Checker()
-    with resources.as_file(folder.joinpath("chain.safetensors")) as path:
-        checker.load_state_dict(load_file(str(path)))
+    checker.load_state_dict(load_file(str(weights)))
     return checker.eval(), float(record["alpha"]), float(record["beta"])
 
 

@@ -34,7 +34,6 @@ from torch import nn
 from digitlab.engine import one_torch_thread
 from digitlab.errors import DigitlabError
 
-WEIGHTS = Path(__file__).resolve().parent / "weights" / "refuse.safetensors"
 REFUSE_DIGITS = 0.002  # share of held-out MNIST digits the threshold may refuse (the brief allows 0.3%)
 CHUNK = 1024
 
@@ -64,7 +63,9 @@ def load_gate(path: str | None = None) -> tuple[Gate, float]:
     """The trained check and its threshold (safetensors + JSON; nothing is unpickled)."""
     from safetensors.torch import load_file
 
-    weights = Path(path) if path else WEIGHTS
+    from digitlab.models import shipped_weights
+
+    weights = Path(path) if path else shipped_weights("refuse")
     meta = weights.with_suffix(".json")
     if not weights.is_file() or not meta.is_file():
         raise DigitlabError(f"{weights}: no such refusal check (retrain it with `make weights-refuse`)")
