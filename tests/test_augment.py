@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from digitlab.data.augment import _gaussian_matrix, elastic_displacement, random_affine
+from digitlab.data.augment import _gaussian_matrix, elastic_displacement, pens, random_affine
 
 
 def blob(n: int = 1) -> torch.Tensor:
@@ -86,3 +86,51 @@ def test_elastic_warp_is_seeded_keeps_the_digit_and_differs_from_affine() -> Non
     ratio = elastic.sum((1, 2, 3)) / affine.sum((1, 2, 3))
     assert 0.9 < ratio.mean().item() < 1.1
     assert (centre_of_mass(elastic) - centre_of_mass(affine)).abs().mean().item() < 1.5
+
+
+# -- pens: strokes that are not whole (issue 11: ballpoint, pencil, broken strokes) --------------------------
+
+def stroke(n: int = 1) -> torch.Tensor:
+    """A ring of ink: a 0 drawn with an even pen, soft at its edges like MNIST's strokes."""
+    yy, xx = torch.meshgrid(torch.arange(28.0), torch.arange(28.0), indexing="ij")
+    radius = ((yy - 14) ** 2 + (xx - 14) ** 2).sqrt()
+    ring = (1.5 - (radius - 8).abs()).clamp(0, 1)
+    return ring.expand(n, 1, 28, 28).clone()
+
+
+def test_pens_off_changes_nothing_and_bad_p_is_rejected() -> None:
+    x = stroke(8)
+    assert torch.equal(pens(x, p=0.0), x)
+    with pytest.raises(ValueError, match="probability"):
+        pens(x, p=1.5)
+
+
+def test_pens_only_take_ink_away_and_keep_the_range() -> None:
+    x = stroke(64)
+    out = pens(x, p=1.0, generator=torch.Generator().manual_seed(0))
+    assert out.shape == x.shape and out.min() >= 0 and out.max() <= 1
+    # Nothing appears off the stroke: a skipping pen or a light pencil never adds ink.
+    assert out[x == 0].abs().max() == 0
+    # The thin core stretches a stroke's middle back to full darkness, but overall ink is lost.
+    assert out.sum() < 0.9 * x.sum()
+
+
+def test_pens_cut_gaps_into_the_stroke_but_leave_most_of_it() -> None:
+    """With every effect on, each ring loses ink in places (gaps, fading) yet keeps most of its length."""
+    x = stroke(128)
+    out = pens(x, p=1.0, generator=torch.Generator().manual_seed(1))
+    on_ring = x > 0.99
+    kept = ((out > 0.3) & on_ring).sum((1, 2, 3)).float() / on_ring.sum((1, 2, 3)).float()
+    assert (kept < 1.0).float().mean() > 0.9  # nearly every ring has been broken somewhere ...
+    assert kept.median() > 0.5  # ... and is still mostly there
+    # Some ring has a real gap: a run of at least 2 ring pixels with no ink left at all.
+    assert ((out < 0.05) & on_ring).sum((1, 2, 3)).max() >= 2
+
+
+def test_pens_are_seeded_and_blank_images_stay_blank() -> None:
+    x = stroke(16)
+    a = pens(x, p=0.5, generator=torch.Generator().manual_seed(3))
+    b = pens(x, p=0.5, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(a, b)
+    assert not torch.equal(a, pens(x, p=0.5, generator=torch.Generator().manual_seed(4)))
+    assert pens(torch.zeros(4, 1, 28, 28), p=1.0).abs().max() == 0

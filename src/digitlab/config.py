@@ -48,7 +48,8 @@ class TrainConfig:
                             metavar="PIXELS")
     label_smoothing: float | None = option(None, PER_ARCH)
     handwriting: bool | None = option(None, "vary stroke width, blur, resolution and contrast as other pens "
-                                            "and scans do (default: on for strong and vgg)")
+                                            "and scans do, and break strokes as skipping pens and light "
+                                            "pencils do (default: on for strong and vgg)")
     limit: int | None = option(None, "train on the first N images only (quick checks)")
     sync_bn: bool = option(False, "SyncBatchNorm across processes")
     quiet: bool = option(False, "print nothing but errors")

@@ -5,6 +5,11 @@ applied by `affine_grid` + `grid_sample` on the whole batch at once, so it costs
 Optionally an elastic distortion is added to the same sampling grid (Simard et al., 2003): a random
 displacement per pixel, smoothed by a Gaussian so that neighbouring pixels move together, the way a pen
 stroke wobbles. It is one more grid offset, so the image is still resampled only once.
+
+`pens` and `handwriting` (the strong recipe's `--handwriting`, in that order) then change the ink itself: how
+whole a stroke is (skips, pressure, a pencil's thin core), then how wide and sharp it is and how the picture
+was taken (stroke width, blur, low resolution, contrast). All of it is a few ms for a batch of 128 on CPU,
+against a strong training step of about 45 ms.
 """
 
 from __future__ import annotations
@@ -117,4 +122,55 @@ def handwriting(x: torch.Tensor, p: float = 0.35, generator: torch.Generator | N
     level = 0.5 + 0.5 * rand(n, 1, 1, 1)
     faded = x.clamp(0, 1).pow(gamma) * level
     x = x + contrast * (faded - x)
+    return x.clamp(0, 1)
+
+
+def pens(x: torch.Tensor, p: float = 0.25, generator: torch.Generator | None = None) -> torch.Tensor:
+    """x: (N, 1, H, W) white-on-black floats in [0, 1] -> the same digits as cheap pens and pencils write them.
+
+    `handwriting` changes how wide and how sharp a stroke is; what it never shows the model is a stroke that
+    is not whole. Ballpoints skip, pressure comes and goes along a line, and a light pencil leaves only the
+    middle of a stroke, so a digit arrives in pieces. Each image, with probability `p` per effect, gets:
+      - a thin core: only the darkest part of each stroke is kept (a hard pencil, a fine ballpoint);
+      - pressure: the ink fades and returns along the stroke, a smooth random field a few pixels across;
+      - skips: 1-3 gaps about 2-4 px across, each centred on a random pixel of the stroke.
+    Like `handwriting`, it is a few batched tensor operations: about a millisecond for a batch of 128 on CPU.
+    """
+    if not 0 <= p <= 1:
+        raise ValueError(f"p must be a probability in [0, 1], got {p}")
+    n, _, height, width = x.shape
+
+    def rand(*shape: int) -> torch.Tensor:
+        return torch.rand(*shape, generator=generator, device="cpu").to(x.device, x.dtype)
+
+    def chosen() -> torch.Tensor:
+        return (rand(n, 1, 1, 1) < p).to(x.dtype)
+
+    # The thin core: ink above a threshold, stretched back to full darkness over a narrow band.
+    core = chosen()
+    floor = 0.3 + 0.35 * rand(n, 1, 1, 1)
+    band = 0.15 + 0.15 * rand(n, 1, 1, 1)
+    x = x + core * (((x - floor) / band).clamp(0, 1) - x)
+
+    # Pressure: a coarse random field, smoothly upsampled, takes up to 60% of the ink away in places.
+    pressure = chosen() * 0.6 * rand(n, 1, 1, 1)
+    field = F.interpolate(rand(n, 1, 6, 6), size=(height, width), mode="bicubic", align_corners=False)
+    x = x * (1 - pressure * field.clamp(0, 1))
+
+    # Skips: up to three soft-edged disks centred on ink. multinomial needs some weight in every row, so
+    # an image without ink (a blank) gets its centres anywhere, where they erase nothing.
+    skips = chosen()
+    if skips.any():
+        weights = (x.view(n, -1) > 0.5).to(torch.float32) + 1e-6
+        centres = torch.multinomial(weights.cpu(), 3, replacement=True, generator=generator).to(x.device)
+        cy, cx = (centres // width).to(x.dtype), (centres % width).to(x.dtype)      # (N, 3)
+        count = torch.randint(1, 4, (n, 1), generator=generator).to(x.device)
+        used = (torch.arange(3, device=x.device)[None, :] < count).to(x.dtype)    # (N, 3): 1-3 of them
+        radius = (1.0 + rand(n, 3)) * used                                          # 1-2 px; 0 when unused
+        yy = torch.arange(height, device=x.device, dtype=x.dtype).view(1, 1, height, 1)
+        xx = torch.arange(width, device=x.device, dtype=x.dtype).view(1, 1, 1, width)
+        distance = ((yy - cy[..., None, None]) ** 2 + (xx - cx[..., None, None]) ** 2).sqrt()
+        # 0 inside the disk, rising to 1 over one pixel at its edge: a pen lifting, not a knife cut.
+        kept = (distance - radius[..., None, None] + 0.5).clamp(0, 1).amin(1, keepdim=True)
+        x = x * (1 - skips * (1 - kept))
     return x.clamp(0, 1)
