@@ -70,14 +70,46 @@ def _remove_made(made: list[Path]) -> None:
             return
 
 
-def write_outputs(out: Path, model: Any, meta: dict[str, Any], metrics: dict[str, Any],
-                  history: dict[str, list], title: str) -> None:
-    """The model, its metrics and the two figures; each file written whole (temp + rename)."""
-    from digitlab import plots
+class Figures:
+    """The run's two figures, drawn in a thread while the main thread tests, calibrates and saves.
+
+    Importing matplotlib and drawing take about a second of a short run; the test pass runs in torch with
+    the GIL released, so the figures come almost free beside it instead of after the printed result.
+    `wait()` re-raises anything that went wrong in the thread, so a figure that cannot be written still
+    fails the run.
+    """
+
+    def __init__(self, out: Path) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.out = out
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="digitlab-figures")
+        self._jobs: list[Any] = []
+
+    def loss(self, history: dict[str, list]) -> None:
+        def draw() -> None:
+            from digitlab import plots
+
+            plots.loss_curve(history["step"], history["loss"], self.out / "loss.png", history["val_step"],
+                             history["val_loss"])
+        self._jobs.append(self._pool.submit(draw))
+
+    def confusion(self, matrix: list[list[int]], title: str) -> None:
+        def draw() -> None:
+            from digitlab import plots
+
+            plots.confusion(matrix, self.out / "confusion.png", title)
+        self._jobs.append(self._pool.submit(draw))
+
+    def wait(self) -> None:
+        self._pool.shutdown(wait=True)
+        for job in self._jobs:
+            job.result()
+
+
+def write_outputs(out: Path, model: Any, meta: dict[str, Any], metrics: dict[str, Any]) -> None:
+    """The model and its metrics, each file written whole (temp + rename); the figures are `Figures`'."""
     from digitlab.models import save_model
 
     save_model(model, meta, out)
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-    plots.loss_curve(history["step"], history["loss"], out / "loss.png", history["val_step"], history["val_loss"])
-    if metrics["test_n"]:  # nothing to draw when every labelled image was trained on
-        plots.confusion(metrics["confusion"], out / "confusion.png", title)

@@ -108,6 +108,7 @@ def _train(cfg: TrainConfig, explicit: frozenset[str], hooks: Sequence[Hook]) ->
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, one_cycle(total_steps))
     epoch, step = 0, 0
+    val_logits = None  # the last validation pass's, which calibration reuses instead of a second pass
     history: dict[str, list] = {"step": [], "loss": [], "val_step": [], "val_loss": [], "val_accuracy": []}
 
     # -- 5. the run folder: only now, with everything checked ---------------------------------------------
@@ -161,7 +162,7 @@ def _train(cfg: TrainConfig, explicit: frozenset[str], hooks: Sequence[Hook]) ->
                 if cfg.augment:
                     x = augment.random_affine(x, elastic=cfg.elastic)
                 if cfg.handwriting:
-                    x = augment.handwriting(x)
+                    x = augment.handwriting(augment.pens(x))
                 x = x.contiguous(memory_format=torch.channels_last)
                 with torch.autocast(device.type, dtype=autocast_dtype or torch.float32,
                                     enabled=autocast_dtype is not None):
@@ -187,7 +188,8 @@ def _train(cfg: TrainConfig, explicit: frozenset[str], hooks: Sequence[Hook]) ->
                     save_checkpoint()
             elapsed = f"({time.perf_counter() - train_started:.1f} s)"
             if len(val_set):
-                val = measure(model, val_set, device, rank, world)
+                val = measure(model, val_set, device, rank, world, keep_logits=world == 1)
+                val_logits = val.pop("logits", None)
                 history["val_step"].append((epoch + 1) * steps_per_epoch)
                 history["val_loss"].append(val["loss"])
                 history["val_accuracy"].append(val["accuracy"])
@@ -200,6 +202,9 @@ def _train(cfg: TrainConfig, explicit: frozenset[str], hooks: Sequence[Hook]) ->
     train_seconds = time.perf_counter() - train_started
 
     # -- 7. evaluate --------------------------------------------------------------------------------------
+    figures = runfolder.Figures(out) if main else None
+    if figures:
+        figures.loss(history)
     images_seen = (total_steps - seen_before) * cfg.batch_size * world
     test = measure(model, test_set, device, rank, world)
     metrics = {
@@ -241,16 +246,19 @@ def _train(cfg: TrainConfig, explicit: frozenset[str], hooks: Sequence[Hook]) ->
             "versions": {"digitlab": digitlab.__version__, "torch": torch.__version__,
                          "python": platform.python_version()},
         }
+        if test["n"]:  # nothing to draw when every labelled image was trained on
+            figures.confusion(metrics["confusion"], f"{cfg.arch}: {metrics['test_accuracy']:.2%} on "
+                                                    f"{metrics['test_n']:,} test digits")
         if len(val_set):  # honest confidence (issue 12): a temperature fitted on the held-out digits
-            from digitlab.calibrate import fit_model
+            from digitlab import calibrate
 
-            meta["calibration"] = fit_model(unwrap(model), val_set.images, val_set.labels, device,
-                                            f"validation split ({len(val_set):,} held out, seed {cfg.seed})")
+            data = f"validation split ({len(val_set):,} held out, seed {cfg.seed})"
+            meta["calibration"] = (calibrate.fit(val_logits, val_set.labels, data) if val_logits is not None
+                                   else calibrate.fit_model(plain, val_set.images, val_set.labels, device, data))
             console.print(f"temperature {meta['calibration']['temperature']:.4f}: validation ECE "
                           f"{meta['calibration']['ece_before']:.2%} -> {meta['calibration']['ece_after']:.2%}")
-        runfolder.write_outputs(out, model, meta, metrics, history,
-                                f"{cfg.arch}: {metrics['test_accuracy']:.2%} on {metrics['test_n']:,} test digits"
-                                if test["n"] else "")
+        runfolder.write_outputs(out, model, meta, metrics)
+        figures.wait()
     distributed.barrier()
     return metrics
 
@@ -294,14 +302,16 @@ def _progress(console: Any, total: int, completed: int, epoch: int) -> Iterator[
 
 @torch.inference_mode()
 def measure(model: nn.Module, digits: Digits, device: torch.device, rank: int = 0, world: int = 1,
-            shard: bool = True) -> dict[str, Any]:
-    """Loss and confusion matrix on `digits`, split over ranks and summed, so all ranks agree."""
+            shard: bool = True, keep_logits: bool = False) -> dict[str, Any]:
+    """Loss and confusion matrix on `digits`, split over ranks and summed, so all ranks agree; with
+    `keep_logits` (one process) also the fp32 logits, as `logits` (N, 10) on the CPU."""
     model.eval()
     index = torch.arange(len(digits))
     if shard and world > 1:
         index = index[rank::world]
     confusion = torch.zeros(10, 10, dtype=torch.int64)
     loss_sum = 0.0
+    kept = []
     for start in range(0, len(index), 2048):
         chunk = index[start : start + 2048]
         x, y = as_input(digits.images[chunk], device), digits.labels[chunk].to(device)
@@ -309,12 +319,16 @@ def measure(model: nn.Module, digits: Digits, device: torch.device, rank: int = 
         logits = unwrap(model)(x).float()
         loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
         confusion += confusion_matrix(y.cpu(), logits.argmax(1).cpu())
+        if keep_logits:
+            kept.append(logits.cpu())
     model.train()
     if shard and world > 1:
         summed = distributed.all_sum([loss_sum, *confusion.flatten().tolist()], device)
         loss_sum, confusion = summed[0], torch.tensor(summed[1:], dtype=torch.int64).reshape(10, 10)
     metrics = metrics_from_confusion(confusion)
     metrics["loss"] = loss_sum / max(metrics["n"], 1)
+    if keep_logits:
+        metrics["logits"] = torch.cat(kept) if kept else torch.zeros(0, 10)
     return metrics
 
 
