@@ -32,7 +32,8 @@ weights-tutorial: $(STAMP)
 	cp runs/weights-tutorial/model.safetensors src/digitlab/weights/tutorial.safetensors
 	cp runs/weights-tutorial/model.json src/digitlab/weights/tutorial.json
 
-# The shipped strong model is seed 0 of the longer recipe with the handwriting augmentation (~30 min here);
+# The shipped strong model is seed 0 of the longer recipe with the handwriting augmentation, pens included
+# (~15 min on 2 free cores);
 # 2,000 images are held out for fitting its temperature (honest confidence), so none are used for measuring.
 weights-strong: $(STAMP)
 	$(BIN)/digitlab train --arch strong --epochs 40 --val-size 2000 --seed 0 --out runs/weights-strong
