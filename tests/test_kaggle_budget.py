@@ -15,16 +15,38 @@ from tests.conftest import MNIST, synthetic_digits
 TUTORIAL = REGISTRY["tutorial"].recipe
 
 
-@pytest.mark.parametrize(("train_images", "epochs"), [(55_000, 2), (60_000, 2), (37_000, 5), (30_834, 7),
-                                                      (20_000, 11), (600, 367)])
-def test_default_epochs_grow_for_a_set_smaller_than_mnist(train_images: int, epochs: int) -> None:
-    assert fill(TrainConfig(), TUTORIAL, train_images).epochs == epochs
+@pytest.mark.parametrize(("train_images", "epochs", "augment"), [
+    (55_000, 2, False), (60_000, 2, False),                  # MNIST itself: the tutorial exactly as written
+    (37_000, 10, True), (30_834, 14, True), (20_000, 22, True), (600, 734, True),  # smaller: more, augmented
+])
+def test_a_set_smaller_than_mnist_trains_longer_and_augmented(train_images: int, epochs: int, augment: bool) -> None:
+    filled = fill(TrainConfig(), TUTORIAL, train_images)
+    assert (filled.epochs, filled.augment) == (epochs, augment)
 
 
-def test_typed_epochs_and_quick_checks_are_not_scaled() -> None:
+def test_typed_options_and_quick_checks_are_not_changed() -> None:
     assert fill(TrainConfig(epochs=1), TUTORIAL, 37_000).epochs == 1
-    assert fill(TrainConfig(limit=2000), TUTORIAL, 1_600).epochs == TUTORIAL.epochs
-    assert fill(TrainConfig(arch="strong"), REGISTRY["strong"].recipe, 42_000).epochs == 35
+    assert fill(TrainConfig(epochs=1), TUTORIAL, 37_000).augment is True  # epochs typed, augmentation not
+    plain = fill(TrainConfig(augment=False), TUTORIAL, 37_000)
+    assert (plain.epochs, plain.augment) == (5, False)  # --no-augment: the plain budget, not the doubled one
+    quick = fill(TrainConfig(limit=2000), TUTORIAL, 1_600)
+    assert (quick.epochs, quick.augment) == (TUTORIAL.epochs, False)
+    strong = fill(TrainConfig(arch="strong"), REGISTRY["strong"].recipe, 42_000)
+    assert (strong.epochs, strong.augment) == (35, True)  # its recipe augments already: nothing doubled
+
+
+def test_the_run_says_what_it_chose(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from digitlab.train import train
+
+    images, labels = synthetic_digits(300)
+    kaggle.write_kaggle_csv(tmp_path / "train.csv", images, labels)
+    # epochs=3 keeps it quick; called without `explicit`, it is reported as if the budget had chosen it.
+    train(TrainConfig(data=str(tmp_path / "train.csv"), out=str(tmp_path / "run"), epochs=3, batch_size=100))
+    printed = capsys.readouterr().out
+    assert "epochs (" in printed and "scaled up for a smaller set" in printed
+    assert "augmentation on" in printed and "--no-augment" in printed
+    stored = (tmp_path / "run" / "train-config.json").read_text()
+    assert '"augment": true' in stored
 
 
 def test_a_csv_holds_out_one_set_not_two(tmp_path: Path) -> None:

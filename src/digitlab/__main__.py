@@ -1,5 +1,5 @@
 """`python -m digitlab ...` — also what `torchrun -m digitlab train ...` runs on every rank."""
 
-from digitlab.cli import main
+from digitlab.cli import run
 
-raise SystemExit(main())
+run()

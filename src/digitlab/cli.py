@@ -6,7 +6,9 @@ Bad input anywhere below raises DigitlabError, which becomes one `error: ...` li
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -338,5 +340,22 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def run() -> None:
+    """The `digitlab` command (console script and `python -m digitlab`): `main()`, then leave at once.
+
+    Tearing the interpreter down frees torch's, matplotlib's and scipy's modules and objects one by one:
+    about half a second after the work is done (benchmarks/startup.py), for memory the OS takes back anyway.
+    Every file is written whole and closed by the time `main()` returns, so the output streams are flushed
+    and the process exits without that teardown. An exception that escapes `main()` (a bug) still ends the
+    normal way, with its traceback.
+    """
+    code = main()
+    for stream in (sys.stdout, sys.stderr):
+        # `digitlab ... | head` may have closed the pipe already; there is nothing left to tell it then.
+        with contextlib.suppress(BrokenPipeError, ValueError):
+            stream.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run()

@@ -101,6 +101,12 @@ class Figures:
             plots.confusion(matrix, self.out / "confusion.png", title)
         self._jobs.append(self._pool.submit(draw))
 
+    def run(self, function: Any, *args: Any) -> Any:
+        """Any other work that can wait for the test pass (calibration): a Future of `function(*args)`."""
+        job = self._pool.submit(function, *args)
+        self._jobs.append(job)
+        return job
+
     def wait(self) -> None:
         self._pool.shutdown(wait=True)
         for job in self._jobs:

@@ -139,6 +139,9 @@ def _train(cfg: TrainConfig, explicit: frozenset[str], hooks: Sequence[Hook]) ->
         console.print(f"{cfg.epochs} epochs ({total_steps:,} steps) on {len(train_set):,} images: the {cfg.arch} "
                       f"recipe's {recipe.epochs} epochs of MNIST's 55,000, scaled up for a smaller set "
                       f"(--epochs to choose)")
+    if cfg.augment and not recipe.augment and "augment" not in explicit:
+        console.print(f"augmentation on (random rotation, scale and shift): {len(train_set):,} images are fewer "
+                      f"than MNIST's 55,000 (--no-augment to turn it off)")
     if state is not None:
         console.print(f"resumed from {out} at epoch {epoch + 1}, step {step}")
     elif cfg.resume:
@@ -203,8 +206,14 @@ def _train(cfg: TrainConfig, explicit: frozenset[str], hooks: Sequence[Hook]) ->
 
     # -- 7. evaluate --------------------------------------------------------------------------------------
     figures = runfolder.Figures(out) if main else None
+    calibration = None
     if figures:
         figures.loss(history)
+        if val_logits is not None:  # honest confidence (issue 12), fitted meanwhile from the last validation pass
+            from digitlab import calibrate
+
+            calibration = figures.run(calibrate.fit, val_logits, val_set.labels,
+                                      f"validation split ({len(val_set):,} held out, seed {cfg.seed})")
     images_seen = (total_steps - seen_before) * cfg.batch_size * world
     test = measure(model, test_set, device, rank, world)
     metrics = {
@@ -253,7 +262,7 @@ def _train(cfg: TrainConfig, explicit: frozenset[str], hooks: Sequence[Hook]) ->
             from digitlab import calibrate
 
             data = f"validation split ({len(val_set):,} held out, seed {cfg.seed})"
-            meta["calibration"] = (calibrate.fit(val_logits, val_set.labels, data) if val_logits is not None
+            meta["calibration"] = (calibration.result() if calibration is not None
                                    else calibrate.fit_model(plain, val_set.images, val_set.labels, device, data))
             console.print(f"temperature {meta['calibration']['temperature']:.4f}: validation ECE "
                           f"{meta['calibration']['ece_before']:.2%} -> {meta['calibration']['ece_after']:.2%}")
