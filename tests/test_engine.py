@@ -78,3 +78,16 @@ def test_bad_engines_and_models_are_digitlab_errors(tmp_path: Path) -> None:
     np.testing.assert_allclose(OnnxEngine(onnx_file).logits(np.zeros((1, 28, 28), np.uint8)).numpy(),
                                TorchEngine(load_model("tutorial")[0]).logits(np.zeros((1, 28, 28), np.uint8)).numpy(),
                                atol=1e-4)
+
+
+def test_onnx_runtime_uses_as_many_threads_as_torch(tmp_path: Path) -> None:
+    """`digitlab serve` gives torch one thread per call; ONNX Runtime's default (a spinning thread per core)
+    doubled the server's CPU per request (benchmarks/serve_load.py): a session follows torch's count."""
+    path = export("tutorial", "onnx", tmp_path / "m.onnx")
+    before = torch.get_num_threads()
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            assert OnnxEngine(path).session.get_session_options().intra_op_num_threads == threads
+    finally:
+        torch.set_num_threads(before)

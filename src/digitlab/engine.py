@@ -99,6 +99,10 @@ class OnnxEngine(Engine):
 
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3
+        # As many threads as torch is given: `digitlab serve` sets one (a 28x28 image is too small to split,
+        # and its worker threads already run a call per core); ONNX Runtime's own default, a thread per core
+        # spinning between calls, cost the server twice the CPU per request it needs.
+        options.intra_op_num_threads = torch.get_num_threads()
         self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
 
