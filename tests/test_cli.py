@@ -153,3 +153,29 @@ def test_bad_input_errors(tmp_path: Path, tiny_model: Path) -> None:
 def test_huge_image_is_refused(tmp_path: Path, tiny_model: Path) -> None:
     Image.new("L", (9000, 9000), 255).save(tmp_path / "huge.png")
     assert_one_line_error(run_cli("predict", str(tmp_path / "huge.png"), "--model", str(tiny_model)), "too large")
+
+
+RUN = """
+import atexit, sys
+atexit.register(lambda: print("interpreter torn down", file=sys.stderr))
+sys.argv = ["digitlab", *sys.argv[1:]]
+from digitlab.cli import run
+run()
+"""
+
+
+def test_the_command_leaves_without_teardown_but_with_all_its_output(synthetic_idx: Path, tmp_path: Path) -> None:
+    """`digitlab` exits with os._exit once main() returns (teardown was ~0.5 s of every command), so the
+    output streams must be flushed first: into a file, as well as a pipe, everything arrives, and the exit
+    code is main()'s."""
+    out = tmp_path / "out.txt"
+    with out.open("w") as fh:
+        ok = subprocess.run([sys.executable, "-c", RUN, "data", "info", str(synthetic_idx)], stdout=fh,
+                            stderr=subprocess.PIPE, text=True, timeout=120)
+    assert ok.returncode == 0 and "interpreter torn down" not in ok.stderr
+    printed = out.read_text()
+    assert "600" in printed and "sha256" in printed and printed.endswith("\n")
+    bad = subprocess.run([sys.executable, "-c", RUN, "predict", str(tmp_path / "missing.png")],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith("error: ")
+    assert "interpreter torn down" not in bad.stderr
