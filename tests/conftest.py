@@ -88,13 +88,15 @@ def api_server(real_model: Path, tmp_path_factory: pytest.TempPathFactory) -> It
     """Base URL of the app for `real_model`, served by a real uvicorn on a free port in a background thread.
 
     Its body timeout is 2 s (15 s in `digitlab serve`) so that the slow-client test finishes quickly; its
-    feedback folder is a temporary one, so that /api/feedback is exercised (schemathesis) like the rest.
+    feedback folder is a temporary one, so that /api/feedback is exercised (schemathesis) like the rest; image
+    uploads are decoded in two processes, as `digitlab serve` does.
     """
     from digitlab.serve.app import create_app
     from digitlab.serve.server import running
 
     feedback = tmp_path_factory.mktemp("api-feedback")
-    with running(create_app(real_model, body_timeout=2.0, feedback=feedback)) as url:
+    # Uploads decoded in two processes, as `digitlab serve` does (serve/processes.py).
+    with running(create_app(real_model, body_timeout=2.0, feedback=feedback, decode_processes=2)) as url:
         yield url
 
 

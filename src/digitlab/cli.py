@@ -188,7 +188,7 @@ def _serve(args: argparse.Namespace) -> int:
 
         feedback = args.feedback or default_dir()
     serve(model=args.model, host=args.host, port=args.port, engine=args.engine, feedback=feedback,
-          models_roots=args.models_root)
+          models_roots=args.models_root, decode_processes=args.decode_processes)
     return 0
 
 
@@ -309,9 +309,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help=MODEL_HELP)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--engine", default="torch", help="torch or onnx")
+    p.add_argument("--engine", default="auto", help="auto (ONNX Runtime on CPU: 525 JSON requests/s against torch's "
+                                                    "316, benchmarks/serve_load.py), torch or onnx")
     p.add_argument("--models-root", action="append", metavar="DIR",
                    help="POST /api/model may also load models from here (always: the current folder); repeatable")
+    p.add_argument("--decode-processes", type=int, metavar="N",
+                   help="decode image uploads in N processes, out of the GIL's way (default: one per core; "
+                        "0: in the worker threads)")
     saving = p.add_mutually_exclusive_group()
     saving.add_argument("--feedback", metavar="DIR",
                         help="save answers confirmed or corrected in the page here (default: "

@@ -20,6 +20,7 @@ Where things are, by idea:
     limits.py         every size and time limit, and the middleware enforcing the body limits
     decode.py         image files and JSON pixels -> the 28x28 images the model sees
     runner.py         the loaded model and the worker threads that run it
+    processes.py      the processes `digitlab serve` decodes image uploads in, out of the GIL's way
     switch.py         changing the model without a restart: POST /api/model, reloading a changed folder
     errors.py         every failure as JSON {"error": "..."}
     server.py         running it all under uvicorn (`digitlab serve`, and a background server for tests)
@@ -42,6 +43,7 @@ from digitlab import __version__
 from digitlab.feedback import FeedbackStore
 from digitlab.serve import content_types, errors
 from digitlab.serve.limits import BODY_TIMEOUT_S, MAX_BODY_BYTES, BodyGuard
+from digitlab.serve.processes import DecodePool
 from digitlab.serve.routes import feedback, health, model, page, predict, read
 from digitlab.serve.runner import ModelRunner
 from digitlab.serve.switch import ModelSwitch
@@ -65,12 +67,15 @@ full."""
 
 def create_app(model: str | os.PathLike | None = None, engine: str = "torch", *, workers: int | None = None,
                body_timeout: float = BODY_TIMEOUT_S, feedback: str | os.PathLike | None = None,
-               models_roots: list[str | os.PathLike] | None = None) -> FastAPI:
+               models_roots: list[str | os.PathLike] | None = None, decode_processes: int = 0) -> FastAPI:
     """The ASGI app for `model` (default: the shipped weights) on `engine` ('torch', 'onnx' or 'auto').
 
     The model is loaded here, once; a missing or bad model raises DigitlabError before anything listens.
     `feedback` is the folder corrections are saved to (None: feedback is off); it must be writable.
     POST /api/model may load models from the current folder and `models_roots` (serve/switch.py).
+    `decode_processes` > 0 decodes image uploads in that many processes (serve/processes.py; `digitlab serve`
+    uses one per core); they start with the first upload, or with `app.state.decoder.start()`, and end with
+    `app.state.decoder.close()`.
     """
     app = FastAPI(title="digitlab", version=__version__, description=API_DESCRIPTION, docs_url=None,
                   summary="Handwritten-digit recognition: draw a digit, see the answer.", redoc_url=None)
@@ -78,6 +83,7 @@ def create_app(model: str | os.PathLike | None = None, engine: str = "torch", *,
     roots = [Path.cwd(), *(Path(root) for root in models_roots or [])]
     app.state.switch = ModelSwitch(app.state, engine, roots)
     app.state.feedback = FeedbackStore.open(feedback) if feedback is not None else None
+    app.state.decoder = DecodePool(decode_processes)
     for router in ROUTERS:
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=page.STATIC), name="static")

@@ -40,6 +40,10 @@ class ApiError(Exception):
         self.status = status
         self.message = message
 
+    def __reduce__(self) -> tuple:
+        # Raised in a decoding process (serve/processes.py) and re-raised here: pickled with both arguments.
+        return (ApiError, (self.status, self.message))
+
 
 WHY = {
     400: "an empty body, malformed JSON or multipart, no upload, not a readable image, or too many pixels",

@@ -40,19 +40,26 @@ def uvicorn_server(app: FastAPI, log_level: str) -> Any:
 
 
 def serve(model: str | os.PathLike | None = None, host: str = "127.0.0.1", port: int = 8000,
-          engine: str = "torch", feedback: str | os.PathLike | None = None,
-          models_roots: list[str | os.PathLike] | None = None) -> None:
+          engine: str = "auto", feedback: str | os.PathLike | None = None,
+          models_roots: list[str | os.PathLike] | None = None, decode_processes: int | None = None) -> None:
     """Load the model, then serve the page and the API on http://host:port until interrupted; corrections
     made in the page are saved to `feedback` (None: not saved); POST /api/model may load models from the
-    current folder and `models_roots`."""
+    current folder and `models_roots`. Image uploads are decoded in `decode_processes` processes (default:
+    one per core; 0: in the worker threads; serve/processes.py)."""
     import torch
 
     # One intra-op thread per model call: a 28x28 batch is too small to split, and the worker threads
     # already run up to one call per core (benchmarks/serve_load.py measures it). OMP_NUM_THREADS overrides.
     if "OMP_NUM_THREADS" not in os.environ:
         torch.set_num_threads(1)
-    app = create_app(model, engine, feedback=feedback, models_roots=models_roots)
+    if decode_processes is None:
+        decode_processes = os.cpu_count() or 1
+    if decode_processes < 0:
+        raise DigitlabError(f"--decode-processes must be 0 or more, got {decode_processes}")
+    app = create_app(model, engine, feedback=feedback, models_roots=models_roots,
+                     decode_processes=decode_processes)
     sock = bind(host, port)
+    app.state.decoder.start()
     bound = sock.getsockname()[1]
     where = f"[{host}]" if ":" in host else host
     runner = app.state.runner
@@ -61,7 +68,10 @@ def serve(model: str | os.PathLike | None = None, host: str = "127.0.0.1", port:
     store = app.state.feedback
     print(f"digitlab: corrections are saved to {store.root} ({store.counts()['total']:,} so far)" if store else
           "digitlab: corrections are not saved (--no-feedback)", flush=True)
-    uvicorn_server(app, "warning").run(sockets=[sock])
+    try:
+        uvicorn_server(app, "warning").run(sockets=[sock])
+    finally:
+        app.state.decoder.close()
 
 
 @contextmanager
@@ -82,3 +92,6 @@ def running(app: FastAPI, host: str = "127.0.0.1") -> Iterator[str]:
         server.should_exit = True
         thread.join(10)
         sock.close()
+        decoder = getattr(app.state, "decoder", None)
+        if decoder is not None:
+            decoder.close()

@@ -22,7 +22,8 @@ from digitlab.serve.content_types import Operation
 from digitlab.serve.decode import decode_files, decode_pixels
 from digitlab.serve.errors import responses
 from digitlab.serve.limits import MAX_BATCH, MAX_BODY_BYTES
-from digitlab.serve.runner import Runner
+from digitlab.serve.processes import DecodePool, Decoder
+from digitlab.serve.runner import ModelRunner, Runner
 from digitlab.serve.schemas import BatchPrediction, BatchRequest, PixelsRequest, Prediction
 
 router = APIRouter()
@@ -53,11 +54,22 @@ def answer(payload: Any, prep_s: float, model_s: float) -> JSONResponse:
     return JSONResponse(payload, headers={"server-timing": timing})
 
 
+async def predict_files(runner: ModelRunner, decoder: DecodePool, files: list[tuple[str, bytes]],
+                        accept_all: bool) -> tuple[list[dict[str, Any]], float, float]:
+    """Image files -> predictions: decoded in the decoding processes when the server has them (`digitlab
+    serve`), else in the model's worker thread; then the model. Results, preprocessing s, model s."""
+    if not decoder.processes:
+        return await runner.run(partial(decode_files, files), accept_all)
+    images, prep_s = await decoder.decode(files)
+    results, _, model_s = await runner.run(lambda: images, accept_all)
+    return results, prep_s, model_s
+
+
 @predict.multipart(form_limits=FORM_LIMITS)
 async def predict_upload(file: Annotated[UploadFile, File(description="any image file")], runner: Runner,
-                         accept_all: AcceptAll = False) -> JSONResponse:
+                         decoder: Decoder, accept_all: AcceptAll = False) -> JSONResponse:
     upload = [(file.filename or "file", await file.read())]
-    results, prep_s, model_s = await runner.run(partial(decode_files, upload), accept_all)
+    results, prep_s, model_s = await predict_files(runner, decoder, upload, accept_all)
     return answer(results[0], prep_s, model_s)
 
 
@@ -70,8 +82,8 @@ async def predict_pixels(body: PixelsRequest, runner: Runner, accept_all: Accept
 @predict.image
 async def predict_image_body(
         image: Annotated[bytes, Body(media_type="application/octet-stream", description="the image file's bytes")],
-        runner: Runner, accept_all: AcceptAll = False) -> JSONResponse:
-    results, prep_s, model_s = await runner.run(partial(decode_files, [("image", image)]), accept_all)
+        runner: Runner, decoder: Decoder, accept_all: AcceptAll = False) -> JSONResponse:
+    results, prep_s, model_s = await predict_files(runner, decoder, [("image", image)], accept_all)
     return answer(results[0], prep_s, model_s)
 
 
@@ -79,9 +91,9 @@ async def predict_image_body(
 async def predict_uploads(
         files: Annotated[list[UploadFile], File(min_length=1, max_length=MAX_BATCH,
                                                 description=f"1..{MAX_BATCH} image files")],
-        runner: Runner, accept_all: AcceptAll = False) -> JSONResponse:
+        runner: Runner, decoder: Decoder, accept_all: AcceptAll = False) -> JSONResponse:
     uploads = [(file.filename or f"files[{i}]", await file.read()) for i, file in enumerate(files)]
-    results, prep_s, model_s = await runner.run(partial(decode_files, uploads), accept_all)
+    results, prep_s, model_s = await predict_files(runner, decoder, uploads, accept_all)
     return answer({"predictions": results}, prep_s, model_s)
 
 
