@@ -96,7 +96,9 @@ def api_server(real_model: Path, tmp_path_factory: pytest.TempPathFactory) -> It
 
     feedback = tmp_path_factory.mktemp("api-feedback")
     # Uploads decoded in two processes, as `digitlab serve` does (serve/processes.py).
-    with running(create_app(real_model, body_timeout=2.0, feedback=feedback, decode_processes=2)) as url:
+    app = create_app(real_model, body_timeout=2.0, feedback=feedback, decode_processes=2)
+    app.state.decoder.start()  # before any request, as `digitlab serve` does: spawning takes a second or two
+    with running(app) as url:
         yield url
 
 

@@ -19,11 +19,13 @@ import asyncio
 import contextlib
 import multiprocessing
 import signal
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Annotated
 
+import anyio
 import numpy as np
 from fastapi import Depends, Request
 
@@ -45,29 +47,39 @@ class DecodePool:
         self.processes = processes
         self._pool: ProcessPoolExecutor | None = None
         self._pending = 0
+        self._starting = threading.Lock()
 
     def start(self) -> None:
         """Spawn the processes and let each import the decoder now, not during the first requests."""
-        if self.processes and self._pool is None:
-            self._pool = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_ignore_interrupts)
-            blank = [("warm-up", b"")]  # an empty file: refused at once, after the imports
-            for job in [self._pool.submit(_try_decode, blank) for _ in range(self.processes)]:
-                job.result()
+        with self._starting:
+            if self.processes and self._pool is None:
+                pool = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"),
+                                           initializer=_ignore_interrupts)
+                blank = [("warm-up", b"")]  # an empty file: refused at once, after the imports
+                for job in [pool.submit(_try_decode, blank) for _ in range(self.processes)]:
+                    job.result()
+                self._pool = pool
 
     async def decode(self, files: list[tuple[str, bytes]]) -> tuple[np.ndarray, float]:
         """`decode_files(files)` in a decoding process: the images, and the seconds it took (queue included)."""
-        if self._pool is None:
-            self.start()
+        if self._pool is None:  # not started yet, or restarted after a crash: off the event loop
+            await anyio.to_thread.run_sync(self.start)
         if self._pending >= MAX_PENDING:
             raise ApiError(503, "server busy: too many requests queued, retry shortly")
         self._pending += 1
         start = time.perf_counter()
+        pool = self._pool
         try:
-            images = await asyncio.wrap_future(self._pool.submit(decode_files, files))
-        except BrokenProcessPool:
-            # A decoding process died (killed, out of memory): start afresh for the next request.
-            self.close()
+            if pool is None:
+                raise BrokenProcessPool("closed meanwhile")
+            images = await asyncio.wrap_future(pool.submit(decode_files, files))
+        except (BrokenProcessPool, RuntimeError) as exc:
+            if not isinstance(exc, BrokenProcessPool) and "shutdown" not in str(exc):
+                raise  # BrokenProcessPool is a RuntimeError too; any other one is not ours to hide
+            # A decoding process died (killed, out of memory), or another request found that first: the
+            # pool starts afresh with the next request.
+            if self._pool is pool:
+                self.close()
             raise ApiError(503, "the image decoder restarted; retry the request") from None
         finally:
             self._pending -= 1
