@@ -309,8 +309,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help=MODEL_HELP)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--engine", default="auto", help="auto (ONNX Runtime on CPU: 525 JSON requests/s against torch's "
-                                                    "316, benchmarks/serve_load.py), torch or onnx")
+    p.add_argument("--engine", default="auto", help="auto (ONNX Runtime on CPU: 512 JSON requests/s against torch's "
+                                                    "318, benchmarks/serve_load.py), torch or onnx")
     p.add_argument("--models-root", action="append", metavar="DIR",
                    help="POST /api/model may also load models from here (always: the current folder); repeatable")
     p.add_argument("--decode-processes", type=int, metavar="N",
