@@ -129,3 +129,23 @@ def test_digitlab_serve_decodes_in_processes_and_takes_them_down_on_ctrl_c(uploa
         if server.poll() is None:
             server.kill()
             server.wait()
+
+
+def test_the_backlog_answers_503_past_max_pending_and_frees_its_slots() -> None:
+    """One bound for the model's threads and the decoding processes alike (serve/runner.py's Backlog)."""
+    from contextlib import ExitStack
+
+    from digitlab.serve.errors import ApiError
+    from digitlab.serve.limits import MAX_PENDING
+    from digitlab.serve.runner import Backlog
+
+    backlog = Backlog()
+    with ExitStack() as held:
+        for _ in range(MAX_PENDING):
+            held.enter_context(backlog.slot())
+        with pytest.raises(ApiError) as refused, backlog.slot():
+            pass
+        assert refused.value.status == 503 and "busy" in refused.value.message
+    assert backlog.waiting == 0
+    with backlog.slot():
+        assert backlog.waiting == 1

@@ -23,7 +23,7 @@ import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import anyio
 import numpy as np
@@ -31,7 +31,7 @@ from fastapi import Depends, Request
 
 from digitlab.serve.decode import decode_files
 from digitlab.serve.errors import ApiError
-from digitlab.serve.limits import MAX_PENDING
+from digitlab.serve.runner import Backlog
 
 
 def _ignore_interrupts() -> None:
@@ -46,7 +46,7 @@ class DecodePool:
             raise ValueError(f"decode processes must be >= 0, got {processes}")
         self.processes = processes
         self._pool: ProcessPoolExecutor | None = None
-        self._pending = 0
+        self._backlog = Backlog()
         self._starting = threading.Lock()
 
     def start(self) -> None:
@@ -64,26 +64,28 @@ class DecodePool:
         """`decode_files(files)` in a decoding process: the images, and the seconds it took (queue included)."""
         if self._pool is None:  # not started yet, or restarted after a crash: off the event loop
             await anyio.to_thread.run_sync(self.start)
-        if self._pending >= MAX_PENDING:
-            raise ApiError(503, "server busy: too many requests queued, retry shortly")
-        self._pending += 1
-        start = time.perf_counter()
-        pool = self._pool
-        try:
-            if pool is None:
-                raise BrokenProcessPool("closed meanwhile")
-            images = await asyncio.wrap_future(pool.submit(decode_files, files))
-        except (BrokenProcessPool, RuntimeError) as exc:
-            if not isinstance(exc, BrokenProcessPool) and "shutdown" not in str(exc):
-                raise  # BrokenProcessPool is a RuntimeError too; any other one is not ours to hide
-            # A decoding process died (killed, out of memory), or another request found that first: the
-            # pool starts afresh with the next request.
-            if self._pool is pool:
-                self.close()
-            raise ApiError(503, "the image decoder restarted; retry the request") from None
-        finally:
-            self._pending -= 1
-        return images, time.perf_counter() - start
+        with self._backlog.slot():
+            start = time.perf_counter()
+            pool = self._pool
+            try:
+                if pool is None:  # closed by a request that found it broken first
+                    raise BrokenProcessPool("closed meanwhile")
+                # submit raises BrokenProcessPool, or a RuntimeError once another request has shut it down;
+                # the result, BrokenProcessPool when a decoding process died (killed, out of memory).
+                images = await asyncio.wrap_future(pool.submit(decode_files, files))
+            except BrokenProcessPool:
+                self._restart(pool)
+            except RuntimeError as exc:
+                if "shutdown" not in str(exc):
+                    raise  # RecursionError, say: not the pool's, not ours to hide
+                self._restart(pool)
+            return images, time.perf_counter() - start
+
+    def _restart(self, pool: ProcessPoolExecutor | None) -> NoReturn:
+        """Drop a broken pool (the next request starts a fresh one) and answer this request 503."""
+        if pool is not None and self._pool is pool:  # not one another request has replaced already
+            self.close()
+        raise ApiError(503, "the image decoder restarted; retry the request")
 
     def close(self) -> None:
         if self._pool is not None:

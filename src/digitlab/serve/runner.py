@@ -7,10 +7,11 @@ cores, and beyond MAX_PENDING waiting requests the answer is 503 instead of an e
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -28,6 +29,24 @@ from digitlab.serve.limits import MAX_PENDING
 
 T = TypeVar("T")
 
+
+class Backlog:
+    """Requests waiting for one kind of worker: past MAX_PENDING the next is answered 503 at once, instead of
+    joining an ever-growing queue. The model's threads have one, and so do the decoding processes."""
+
+    def __init__(self) -> None:
+        self.waiting = 0
+
+    @contextlib.contextmanager
+    def slot(self) -> Iterator[None]:
+        if self.waiting >= MAX_PENDING:
+            raise ApiError(503, "server busy: too many requests queued, retry shortly")
+        self.waiting += 1
+        try:
+            yield
+        finally:
+            self.waiting -= 1
+
 # The input /healthz sends through the model: a vertical stroke, a '1'.
 CHECK_IMAGE = np.zeros((1, 28, 28), dtype=np.uint8)
 CHECK_IMAGE[0, 4:24, 13:15] = 255
@@ -42,7 +61,7 @@ class ModelRunner:
         self.info = model_info(model, self.engine)
         self.workers = workers or max(1, min(4, os.cpu_count() or 1))
         self._limiter: anyio.CapacityLimiter | None = None
-        self._pending = 0
+        self._backlog = Backlog()
         # The first call of a model is slow (allocator, kernel selection): pay it now, not in a request. Its
         # answer is what the health check expects from the model ever after.
         self.expected = self.engine.probabilities(CHECK_IMAGE).numpy()
@@ -115,13 +134,8 @@ class ModelRunner:
     async def _in_worker(self, function: Callable[[], T]) -> T:
         if self._limiter is None:  # created lazily: it belongs to the event loop that serves the app
             self._limiter = anyio.CapacityLimiter(self.workers)
-        if self._pending >= MAX_PENDING:
-            raise ApiError(503, "server busy: too many requests queued, retry shortly")
-        self._pending += 1
-        try:
+        with self._backlog.slot():
             return await anyio.to_thread.run_sync(function, limiter=self._limiter)
-        finally:
-            self._pending -= 1
 
 
 def model_info(model: str | os.PathLike | None, engine: Engine) -> dict[str, Any]:
