@@ -205,15 +205,14 @@ def _train(cfg: TrainConfig, explicit: frozenset[str], hooks: Sequence[Hook]) ->
     train_seconds = time.perf_counter() - train_started
 
     # -- 7. evaluate --------------------------------------------------------------------------------------
+    from digitlab import calibrate
+
     figures = runfolder.Figures(out) if main else None
-    calibration = None
+    calibration, fitted_on = None, f"validation split ({len(val_set):,} held out, seed {cfg.seed})"
     if figures:
         figures.loss(history)
         if val_logits is not None:  # honest confidence (issue 12), fitted meanwhile from the last validation pass
-            from digitlab import calibrate
-
-            calibration = figures.run(calibrate.fit, val_logits, val_set.labels,
-                                      f"validation split ({len(val_set):,} held out, seed {cfg.seed})")
+            calibration = figures.run(calibrate.fit, val_logits, val_set.labels, fitted_on)
     images_seen = (total_steps - seen_before) * cfg.batch_size * world
     test = measure(model, test_set, device, rank, world)
     metrics = {
@@ -258,12 +257,9 @@ def _train(cfg: TrainConfig, explicit: frozenset[str], hooks: Sequence[Hook]) ->
         if test["n"]:  # nothing to draw when every labelled image was trained on
             figures.confusion(metrics["confusion"], f"{cfg.arch}: {metrics['test_accuracy']:.2%} on "
                                                     f"{metrics['test_n']:,} test digits")
-        if len(val_set):  # honest confidence (issue 12): a temperature fitted on the held-out digits
-            from digitlab import calibrate
-
-            data = f"validation split ({len(val_set):,} held out, seed {cfg.seed})"
+        if len(val_set):  # a resumed run that had finished its epochs has no validation pass of its own
             meta["calibration"] = (calibration.result() if calibration is not None
-                                   else calibrate.fit_model(plain, val_set.images, val_set.labels, device, data))
+                                   else calibrate.fit_model(plain, val_set.images, val_set.labels, device, fitted_on))
             console.print(f"temperature {meta['calibration']['temperature']:.4f}: validation ECE "
                           f"{meta['calibration']['ece_before']:.2%} -> {meta['calibration']['ece_after']:.2%}")
         runfolder.write_outputs(out, model, meta, metrics)
