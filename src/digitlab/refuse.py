@@ -4,11 +4,12 @@
     reasons = refusals(crops)   # uint8 (N, 28, 28) to_mnist crops -> [None, 'blank', 'not a digit', ...]
 
 It judges the 28x28 `to_mnist` crop, the very input the digit classifier sees (14,561 parameters; a batch
-of 1,000 crops in ~0.1-0.25 s on this 2-core machine). `digitlab predict` on images and /api/predict ask it
-once per batch; `digitlab read` asks it in read.py's `_refusal`, once per digit that passed the cheaper rules
-(~1 ms each). `--accept-all` skips it. The shipped weights are src/digitlab/weights/refuse.safetensors, with
-refuse.json recording the command, seed, threshold and validation numbers. Retrain them (10-20 min on 2 CPU
-cores; longer while other jobs run) with `make weights-refuse`, i.e.
+of 1,000 crops in ~0.1-0.25 s on this 2-core machine). `digitlab predict` on images, /api/predict and
+`digitlab read` (on the digits it chose, all pictures' at once; read.py's `_refusal` combines the verdict
+with its cheaper rules) ask it once per batch. `--accept-all` skips it. The shipped weights are
+src/digitlab/weights/refuse.safetensors, with refuse.json recording the command, seed, threshold and
+validation numbers. Retrain them (10-20 min on 2 CPU cores; longer while other jobs run) with
+`make weights-refuse`, i.e.
 
     python -m digitlab.refuse --out runs/weights-refuse --seed 0
 
