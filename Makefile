@@ -25,7 +25,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 
 # Retrain the weights shipped inside the package (src/digitlab/weights/); each NAME.json records the command.
-weights: weights-tutorial weights-strong weights-chain weights-refuse
+weights: weights-tutorial weights-strong weights-refuse weights-chain
 
 weights-tutorial: $(STAMP)
 	$(BIN)/digitlab train --arch tutorial --epochs 4 --seed 0 --out runs/weights-tutorial
@@ -40,8 +40,10 @@ weights-strong: $(STAMP)
 	cp runs/weights-strong/model.safetensors src/digitlab/weights/strong.safetensors
 	cp runs/weights-strong/model.json src/digitlab/weights/strong.json
 
-# The checker `digitlab read` uses to tell one whole digit from a fragment or two digits (digitlab/chain.py):
-# trained on made-up photos of numbers written with MNIST's training digits (~10 min here). After weights-strong.
+# How `digitlab read` chooses which runs of slices are the digits (digitlab/chain.py): the checker (one whole
+# digit, or a fragment, or two?) and the weights of the chain's score, learned on made-up photos of numbers
+# written with MNIST's training digits (~8 min here). After weights-strong and weights-refuse: it learns how
+# much to trust both.
 weights-chain: $(STAMP)
 	$(BIN)/python -m digitlab.chain --model strong --seed 0 --per-length 400 --epochs 6 --out src/digitlab/weights/chain
 
