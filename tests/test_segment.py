@@ -123,18 +123,3 @@ def test_polarity_and_scale_do_not_change_the_cut(mnist_test: tuple[torch.Tensor
     assert max(b[2] for b in boxes) <= big.width and max(b[3] for b in boxes) <= big.height
     assert min(b[0] for b in boxes) >= 16 * 20 - 16  # boxes are in the input's pixels, not the copy's
 
-
-def test_a_shadow_over_most_of_the_border_does_not_flip_the_ink(mnist_test: tuple[torch.Tensor, torch.Tensor]
-                                                                 ) -> None:
-    """A hand's shadow over the right 60% of the sheet puts two levels of paper on the border; their median
-    lies nearer the ink than the paper, and the number was once taken for light ink on dark paper."""
-    digits = [mnist_test[0][k].numpy() for k in (0, 1, 2)]
-    picture = np.asarray(number_picture(digits, [8, 8]), np.float32)
-    edge = ndimage.gaussian_filter((np.arange(picture.shape[1]) > 0.4 * picture.shape[1]).astype(np.float32), 3)
-    shadowed = Image.fromarray(np.clip(picture * (1 - 0.5 * edge[None, :]), 0, 255).astype(np.uint8))
-    layout = segment(shadowed)
-    # Three groups of ink, each as tall as a written digit (~60 px): the digits, not bits of paper.
-    tall = [max(s.box[3] for s, b in zip(layout.slices, layout.blobs, strict=True) if b == blob)
-            - min(s.box[1] for s, b in zip(layout.slices, layout.blobs, strict=True) if b == blob)
-            for blob in sorted(set(layout.blobs))]
-    assert len(tall) == 3 and min(tall) > 50, tall

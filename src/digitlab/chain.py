@@ -1,6 +1,6 @@
 """Which runs of slices are the digits: a score for each candidate, and the best chain of them.
 
-    python -m digitlab.chain          # refit the shipped checker and weights (make weights-chain, ~6 min on 2 cores)
+    python -m digitlab.chain          # refit the shipped checker and weights (make weights-chain, ~8 min on 2 cores)
 
 `digitlab.segment` over-cuts a number into slices and lists the runs of slices that may each be a digit;
 the model reads every run. A reading is a chain of runs covering every slice once, left to right, where a

@@ -5,8 +5,9 @@
 
 It judges the 28x28 `to_mnist` crop, the very input the digit classifier sees (14,561 parameters; a batch
 of 1,000 crops in ~0.1-0.25 s on this 2-core machine). `digitlab predict` on images, /api/predict and
-`digitlab read` (on the digits it chose, all pictures' at once; read.py's `_refusal` combines the verdict
-with its cheaper rules) ask it once per batch. `--accept-all` skips it. The shipped weights are
+`digitlab read` (on every candidate of all pictures at once: the chain uses the logits to choose the digits,
+and read.py's `digit_verdicts` and `_refusal` judge the chosen ones) ask it once per batch. `--accept-all`
+skips the refusing. The shipped weights are
 src/digitlab/weights/refuse.safetensors, with refuse.json recording the command, seed, threshold and
 validation numbers. Retrain them (10-20 min on 2 CPU cores; longer while other jobs run) with
 `make weights-refuse`, i.e.

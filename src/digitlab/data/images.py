@@ -121,15 +121,16 @@ class _Ink:
         # A shadow across part of the sheet puts two levels of paper on the border, and their median can lie
         # nearer the ink than the paper (a dark-on-light number read as light on dark: 5% of digitlab.synth's
         # shadowed photos). There, judge the ink's tail against the paper around it instead: a median over a
-        # third of the picture follows a shadow's edge. Thick strokes can fill that window and leave no clear
-        # tail; then the border's answer stands.
+        # third of the picture follows a shadow's edge. Thick strokes can fill that window and leave tails on
+        # both sides (a digit filling a low-resolution frame: one tail up to twice the other); only a clear
+        # tail, 2.5 times the other or more, overrules the border (shadowed numbers: 3 to 10 times).
         b10, b90 = np.percentile(border, [10, 90])
         if b90 - b10 > 0.2 * (high - low):
             f = max(1, -(-max(small.shape) // 48))  # the median on at most 48 px: ~1-8 ms
             coarse = np.asarray(Image.fromarray(small, mode="F").reduce(f), np.float32) if f > 1 else small
             around = ndimage.median_filter(coarse, size=max(3, min(coarse.shape) // 3), mode="nearest")
             below, above = np.percentile(coarse - around, [0.5, 99.5])
-            if abs(-below - above) > 0.3 * max(-below, above, 1e-6):
+            if abs(-below - above) > 0.6 * max(-below, above, 1e-6):
                 dark = -below > above
         return dark
 
