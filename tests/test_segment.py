@@ -122,4 +122,3 @@ def test_polarity_and_scale_do_not_change_the_cut(mnist_test: tuple[torch.Tensor
     boxes = [layout.input_box(layout.piece(i, i + 1)) for i in range(len(layout.slices))]
     assert max(b[2] for b in boxes) <= big.width and max(b[3] for b in boxes) <= big.height
     assert min(b[0] for b in boxes) >= 16 * 20 - 16  # boxes are in the input's pixels, not the copy's
-

@@ -211,15 +211,14 @@ def chain_scores(layouts: list[Layout], crops: np.ndarray, logits: np.ndarray, t
                  digitness: np.ndarray, fitted: tuple[Checker, np.ndarray] | None = None) -> list[Scores]:
     """Per layout, each candidate's score and each slice's score for being left out."""
     checker, weights = shipped() if fitted is None else fitted
-    return [_scores(layout, table, weights)
+    return [_scores(table, *skip_features(layout), weights)
             for layout, table in zip(layouts, tables(layouts, crops, logits, temperature, digitness, checker),
                                      strict=True)]
 
 
-def _scores(layout: Layout, table: np.ndarray, weights: np.ndarray) -> Scores:
-    skip_rows, allowed = skip_features(layout)
-    skips = np.where(allowed, skip_rows @ weights[len(COLUMNS):], -np.inf)
-    return Scores(table @ weights[:len(COLUMNS)], skips)
+def _scores(table: np.ndarray, skip_rows: np.ndarray, allowed: np.ndarray, weights: np.ndarray) -> Scores:
+    """`weights` applied to one layout's candidate table and slice-skip table (-inf where no skip is allowed)."""
+    return Scores(table @ weights[:len(COLUMNS)], np.where(allowed, skip_rows @ weights[len(COLUMNS):], -np.inf))
 
 
 # ------------------------------------------------------------------------------------------ fitting
@@ -230,11 +229,10 @@ def photos(engine, mnist, seed: int, per_length: int, lengths: range) -> list[tu
     from PIL import Image
 
     from digitlab.data.images import to_mnist
-    from digitlab.refuse import digit_logits, load_gate
+    from digitlab.refuse import margins
     from digitlab.segment import segment
     from digitlab.synth import number_photo
 
-    threshold = load_gate()[1]
     out = []
     for length in lengths:
         for k in range(per_length):
@@ -244,7 +242,7 @@ def photos(engine, mnist, seed: int, per_length: int, lengths: range) -> list[tu
             if layout.candidates:
                 crops = np.stack([to_mnist(layout.crop(layout.piece(i, j))) for i, j in layout.candidates])
                 logits = engine.logits(torch.from_numpy(crops)).float().numpy()
-                out.append((layout, crops, logits, number, info["columns"], digit_logits(crops) - threshold))
+                out.append((layout, crops, logits, number, info["columns"], margins(crops)))
     return out
 
 
@@ -286,8 +284,7 @@ def _prepared(examples: list[tuple], temperature: float, checker: Checker) -> li
 
 def _read(layout: Layout, table: np.ndarray, skip_rows: np.ndarray, allowed: np.ndarray, weights: np.ndarray,
           labels: np.ndarray, spell: str | None = None) -> tuple[list[int], list[int]] | None:
-    skips = np.where(allowed, skip_rows @ weights[len(COLUMNS):], -np.inf)
-    return _best(layout, Scores(table @ weights[:len(COLUMNS)], skips), spell, labels)
+    return _best(layout, _scores(table, skip_rows, allowed, weights), spell, labels)
 
 
 def learn_weights(prepared: list[tuple], epochs: int, seed: int, start: np.ndarray = START) -> np.ndarray:

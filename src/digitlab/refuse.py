@@ -89,15 +89,19 @@ def digit_logits(crops: np.ndarray | torch.Tensor, gate: Gate | None = None) -> 
         return torch.cat([gate(x[i:i + CHUNK].float() / 255) for i in range(0, len(x), CHUNK)]).numpy()
 
 
+def margins(crops: np.ndarray | torch.Tensor) -> np.ndarray:
+    """uint8 (N, 28, 28) -> float (N,): the shipped check's logit less its threshold (< 0: not a digit)."""
+    gate, threshold = load_gate()
+    return digit_logits(crops, gate) - threshold
+
+
 def refusals(crops: np.ndarray | torch.Tensor) -> list[str | None]:
     """Why each crop is not read as a digit ('blank', 'not a digit'), or None: one model call for all."""
     crops = np.asarray(crops)
     if crops.ndim != 3 or crops.shape[1:] != (28, 28):
         raise DigitlabError(f"expected crops of shape (N, 28, 28), got {crops.shape}")
-    gate, threshold = load_gate()
-    logits = digit_logits(crops, gate)
     blank = ~crops.reshape(len(crops), -1).any(1)
-    return ["blank" if b else ("not a digit" if s < threshold else None) for b, s in zip(blank, logits, strict=True)]
+    return ["blank" if b else ("not a digit" if m < 0 else None) for b, m in zip(blank, margins(crops), strict=True)]
 
 
 # ------------------------------------------------------------------------------------------------ training
