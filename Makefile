@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint weights weights-tutorial weights-strong weights-chain weights-refuse bench lessons serve clean
+.PHONY: run test lint weights weights-tutorial weights-strong weights-chain weights-verdict weights-refuse bench lessons serve clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 
 # Retrain the weights shipped inside the package (src/digitlab/weights/); each NAME.json records the command.
-weights: weights-tutorial weights-strong weights-refuse weights-chain
+weights: weights-tutorial weights-strong weights-refuse weights-chain weights-verdict
 
 weights-tutorial: $(STAMP)
 	$(BIN)/digitlab train --arch tutorial --epochs 4 --seed 0 --out runs/weights-tutorial
@@ -46,6 +46,12 @@ weights-strong: $(STAMP)
 # much to trust both.
 weights-chain: $(STAMP)
 	$(BIN)/python -m digitlab.chain --model strong --seed 0 --per-length 400 --epochs 6 --out src/digitlab/weights/chain
+
+# Whether a reading is a number at all (digitlab/verdict.py): one learned score over all its digits, fitted on
+# made-up numbers written with the strong model's held-out digits and on hand-drawn non-digits (~6 min here).
+# After weights-chain: it weighs the chain's scores.
+weights-verdict: $(STAMP)
+	$(BIN)/python -m digitlab.verdict --out src/digitlab/weights/verdict.json
 
 # The "is this a digit?" check that `read` and `predict` refuse non-digits with (digitlab.refuse, 10-20 min here);
 # refuse.json records the threshold and the validation numbers.

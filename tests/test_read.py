@@ -148,23 +148,6 @@ def test_mnist_sized_picture_reads_as_predict_does(engine: TorchEngine,
     assert np.mean([r.number == str(t) for r, t in zip(readings, labels, strict=True)]) >= 0.96
 
 
-def test_which_digits_of_a_reading_are_refused() -> None:
-    from digitlab.read import DOUBTED, WEAKEST, digit_verdicts
-
-    good, doubt, low = 3.0, (DOUBTED + 0) / 2, DOUBTED - 1
-    fine = WEAKEST + 5
-    # One digit alone: the check's threshold decides, the chain's score does not (there was no choice).
-    assert digit_verdicts(np.array([doubt]), np.array([fine])) == [False]
-    assert digit_verdicts(np.array([good]), np.array([WEAKEST - 20])) == [True]
-    # Several: a digit the check only doubts stands beside clear digits; one it rejects outright does not.
-    assert digit_verdicts(np.array([good, doubt, good, good]), np.full(4, fine)) == [True] * 4
-    assert digit_verdicts(np.array([good, low, good, good]), np.full(4, fine)) == [True, False, True, True]
-    # ... nor do doubted digits when they are a third or more of the reading: that is not a number.
-    assert digit_verdicts(np.array([good, doubt, doubt, good]), np.full(4, fine)) == [True, False, False, True]
-    # A digit the chain scores below WEAKEST is refused in a reading of several.
-    assert digit_verdicts(np.array([good, good]), np.array([fine, WEAKEST - 1])) == [True, False]
-
-
 def test_reading_to_json(engine: TorchEngine) -> None:
     reading = read_picture(engine, strokes([[(100, 30), (100, 170)]]))
     assert isinstance(reading, Reading) and reading.number == "1"

@@ -13,7 +13,8 @@ Command line: `digitlab read photo.jpg scans/ [--json] [--output FILE] [--accept
 candidate of every picture goes through the shared `to_mnist` and then the model together, in one
 `engine.logits` call, and through digitlab.refuse's not-a-digit check. The digits are the chain of
 candidates, covering all the ink left to right (specks may be left out), that scores best: how well the model
-reads each, a small checker of "exactly one whole digit?", and the not-a-digit check (`digitlab.chain`). A
+reads each, a small checker of "exactly one whole digit?", and the not-a-digit check (`digitlab.chain`).
+Whether the chain is a number at all is `digitlab.verdict`'s call, one learned score over all its digits. A
 picture with no ink reads as "" ("blank"); one where a digit is not recognised reads as "" ("not a digit");
 `accept_all=True` turns refusing off.
 """
@@ -31,6 +32,7 @@ from digitlab.data.images import open_image, to_mnist
 from digitlab.engine import Engine
 from digitlab.refuse import margins
 from digitlab.segment import Layout, Piece, segment
+from digitlab.verdict import judge
 
 # Below this top probability a digit is refused as not recognised: a second opinion beside digitlab.refuse's
 # check, which lets through some non-digits the classifier is unsure of. Chosen on calibrated probabilities
@@ -39,19 +41,6 @@ from digitlab.segment import Layout, Piece, segment
 # digitlab.refuse_negatives' validation set 6%.
 UNSURE = 0.6
 MIN_STROKES = 2.5  # a digit is at least this many stroke widths tall
-# In a reading of several digits, a digit whose own score in the chain (digitlab.chain: the classifier, the
-# checker and the not-a-digit check together) is below WEAKEST is refused: the best way to cut a letter or a
-# symbol into "digits" still scores low somewhere. (Not for one digit alone: there the chain had nothing to
-# choose, and the checker has never seen a ruler-straight 1.) A digit alone must pass the not-a-digit check
-# (margin >= 0); in a number of several digits, a digit the check only doubts (margin between DOUBTED and 0)
-# stands when fewer than SHARE of the digits are doubted: the other digits are evidence that this is a
-# number. Chosen together on development photos (digitlab.synth seeds 7 and 8, MNIST test digits; never the
-# benchmark's seeds), with the chain weights of that day: against refusing every digit under the check's
-# threshold, numbers read right stayed at 96.0% and non-digits refused went from 86.0% to 88.2% (the README
-# gives the shipped fit's figures).
-WEAKEST = -4.0
-DOUBTED = -2.0
-SHARE = 1 / 3
 
 
 @dataclass
@@ -82,6 +71,24 @@ def read_picture(engine: Engine, image: Image.Image | np.ndarray, *, accept_all:
 
 def read_pictures(engine: Engine, images: list, *, accept_all: bool = False) -> list[Reading]:
     """The numbers in several pictures; all their digits go through the model as one batch."""
+    return [_reading(f, accept_all) for f in found(engine, images)]
+
+
+@dataclass
+class Found:
+    """One picture's candidates, what was measured about each, and the best chain of them: what `read`
+    decides from (digitlab.verdict is fitted on the same)."""
+
+    layout: Layout
+    chain: list[int]  # the best chain's candidates, left to right
+    crops: np.ndarray  # uint8 (k, 28, 28): each candidate as the model read it
+    probs: np.ndarray  # (k, 10) calibrated probabilities
+    digitness: np.ndarray  # (k,) digitlab.refuse's margin: its logit less its threshold
+    scores: np.ndarray  # (k,) each candidate's score in the chain
+
+
+def found(engine: Engine, images: list) -> list[Found]:
+    """Segment the pictures, read every candidate of all of them in one batch, and find each best chain."""
     pictures = [open_image(p) if isinstance(p, (str, bytes)) or hasattr(p, "__fspath__") else p for p in images]
     layouts = [segment(p) for p in pictures]
     crops: list[np.ndarray] = []
@@ -99,37 +106,30 @@ def read_pictures(engine: Engine, images: list, *, accept_all: bool = False) -> 
     probs /= np.maximum(probs.sum(1, keepdims=True), 1e-30)
     # The not-a-digit check scores every candidate, even with accept_all: it also helps choose the chain.
     digitness = margins(batch)
-    scores = chain_scores(layouts, batch, logits, engine.temperature, digitness)
-    readings, start = [], 0
-    for layout, score in zip(layouts, scores, strict=True):
-        chain = best_chain(layout, score) if layout.candidates else []
+    out, start = [], 0
+    for layout, score in zip(layouts, chain_scores(layouts, batch, logits, engine.temperature, digitness),
+                             strict=True):
         at = slice(start, start + len(layout.candidates))
-        readings.append(_reading(layout, chain, batch[at], probs[at], digitness[at], score.runs, accept_all))
+        chain = best_chain(layout, score) if layout.candidates else []
+        out.append(Found(layout, chain, batch[at], probs[at], digitness[at], score.runs))
         start += len(layout.candidates)
-    return readings
-
-
-def digit_verdicts(digitness: np.ndarray, scores: np.ndarray) -> list[bool]:
-    """Whether each digit of one reading passes, from the not-a-digit check's margins and the chain's scores."""
-    several = len(digitness) > 1
-    doubted = int((digitness < 0).sum())
-    floor = DOUBTED if several and doubted < SHARE * len(digitness) else 0.0
-    return [bool(d >= floor and (s >= WEAKEST or not several)) for d, s in zip(digitness, scores, strict=True)]
+    return out
 
 
 def _size(picture: Image.Image | np.ndarray) -> tuple[int, int]:
     return picture.shape[:2] if isinstance(picture, np.ndarray) else (picture.height, picture.width)
 
 
-def _reading(layout: Layout, chain: list[int], crops: np.ndarray, probs: np.ndarray, digitness: np.ndarray,
-             scores: np.ndarray, accept_all: bool) -> Reading:
+def _reading(f: Found, accept_all: bool) -> Reading:
+    layout, chain = f.layout, f.chain
     if not layout.candidates:
         return Reading("", 0.0, [], "blank")
     if not chain:  # every slice left out as a speck: ink, but nothing a digit could be made of
         return Reading("", 0.0, [], None if accept_all else "not a digit")
-    digits = [_digit(layout, layout.piece(*layout.candidates[k]), crops[k], probs[k], None if ok else "not a digit",
-                     accept_all)
-              for k, ok in zip(chain, digit_verdicts(digitness[chain], scores[chain]), strict=True)]
+    verdict = judge(f.digitness[chain], f.scores[chain], f.probs[chain].max(1))
+    digits = [_digit(layout, layout.piece(*layout.candidates[k]), f.crops[k], f.probs[k],
+                     None if verdict.number or n != verdict.weakest else "not a digit", accept_all)
+              for n, k in enumerate(chain)]
     reasons = [d.reason for d in digits if d.reason]
     if reasons and not accept_all:
         return Reading("", 0.0, digits, "blank" if all(r == "blank" for r in reasons) else "not a digit")
@@ -148,10 +148,9 @@ def _digit(layout: Layout, piece: Piece, crop: np.ndarray, p: np.ndarray, checke
 def _refusal(crop: np.ndarray, p: np.ndarray, strokes_tall: float, checked: str | None) -> str | None:
     """Why this crop is not read as a digit, or None.
 
-    The rules that need no model first (no ink; too flat; the classifier unsure), then `checked`:
-    digitlab.refuse's verdict on the same 28x28 crop the classifier read, or the chain's low score for it.
-    Letters, symbols, scribbles and drawings get high probabilities for some digit, so the classifier's own
-    confidence cannot tell them apart.
+    The rules that need no model first (no ink; too flat; the classifier unsure), then `checked`: whether
+    digitlab.verdict, judging the whole reading, blamed this digit. Letters, symbols, scribbles and drawings
+    get high probabilities for some digit, so the classifier's own confidence cannot tell them apart.
     """
     if not crop.any():
         return "blank"

@@ -85,7 +85,7 @@ def number_photo(mnist: Mnist, seed: int | np.random.Generator, length: int, *, 
     # Each digit's columns in the photo (its ink, left to right): where `read` should find it.
     columns = [(px, px + glyph.shape[1]) for (px, _), glyph in zip(places, glyphs, strict=True)]
     info.update(gaps=gap, size=round(size, 2), slant=round(slant, 2), broken=broken, pen=pen, columns=columns)
-    return _photo(ink, g, easy, info), "".join(str(int(labels[k])) for k in picks)
+    return photo_of(ink, g, easy, info), "".join(str(int(labels[k])) for k in picks)
 
 
 def non_digit_photo(seed: int | np.random.Generator, kind: str | None = None) -> tuple[bytes, str]:
@@ -125,7 +125,7 @@ def non_digit_photo(seed: int | np.random.Generator, kind: str | None = None) ->
             rx, ry = g.uniform(0.05, 0.25) * width, g.uniform(0.05, 0.25) * height
             draw.ellipse([cx - rx, cy - ry, cx + rx, cy + ry], fill=int(g.integers(40, 110)))
         ink = ink.filter(ImageFilter.GaussianBlur(g.uniform(3, 10)))
-    return _photo(np.asarray(ink, np.float32) / 255.0, g, False), kind
+    return photo_of(np.asarray(ink, np.float32) / 255.0, g), kind
 
 
 def _rng(seed: int | np.random.Generator) -> np.random.Generator:
@@ -199,7 +199,7 @@ def _drawing(draw: ImageDraw.ImageDraw, what: str, width: int, height: int, line
                   width=line)
 
 
-def _photo(ink: np.ndarray, g: np.random.Generator, easy: bool, info: dict | None = None) -> bytes:
+def photo_of(ink: np.ndarray, g: np.random.Generator, easy: bool = False, info: dict | None = None) -> bytes:
     """Ink (0-1, H x W) written on paper and photographed: colour, texture, light, noise, blur, JPEG."""
     info = {} if info is None else info
     info.update(shadow=False, inverted=False, blurred=False, jpeg=None)

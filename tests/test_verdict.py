@@ -1,0 +1,67 @@
+"""digitlab.verdict: one learned score says whether a reading is of a number."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from digitlab.models import shipped_weights
+from digitlab.verdict import SUMMARY, fit, judge, summary
+
+
+def test_summary_of_a_reading() -> None:
+    row = summary(np.array([3.0, -9.0]), np.array([40.0, -2.0]), np.array([0.99, 0.5]))
+    assert row.shape == (len(SUMMARY),)
+    named = dict(zip(SUMMARY, row.tolist(), strict=True))
+    # One wild value is capped: a margin of -9 counts as -6, a chain score of 40 as 15.
+    assert named["weakest check margin"] == -6.0 and named["mean check margin"] == pytest.approx(-1.5)
+    assert named["mean chain score / 5 (several digits)"] == pytest.approx((15 - 2) / 2 / 5)
+    assert named["weakest log p"] == pytest.approx(np.log(0.5), abs=1e-6)
+    # The one-digit terms are zero for a reading of several digits; for one digit the chain's score is left
+    # out (it had nothing to choose) and the check's margin counts again.
+    assert named["one digit"] == named["one digit: check margin"] == 0
+    alone = dict(zip(SUMMARY, summary(np.array([2.0]), np.array([-5.0]), np.array([0.9])).tolist(), strict=True))
+    assert alone["one digit"] == 1 and alone["one digit: check margin"] == 2
+    assert alone["weakest chain score / 5 (several digits)"] == alone["mean chain score / 5 (several digits)"] == 0
+    with pytest.raises(ValueError):
+        summary(np.zeros(0), np.zeros(0), np.zeros(0))
+
+
+def test_fit_separates_and_sets_the_threshold_at_the_quantile() -> None:
+    g = np.random.default_rng(0)
+
+    def rows(margin: float, n: int) -> np.ndarray:
+        return np.stack([summary(g.normal(margin, 1.5, 3), g.normal(2 * margin, 3, 3), np.full(3, 0.95))
+                         for _ in range(n)])
+
+    numbers, others = rows(3.0, 400), rows(-2.0, 400)
+    weights, threshold = fit(numbers, others, quantile=0.05)
+    refused = (numbers @ weights < threshold).mean()
+    assert 0.03 <= refused <= 0.07
+    assert (others @ weights < threshold).mean() > 0.9
+
+
+def test_shipped_verdict_judges_whole_readings() -> None:
+    clear = judge(np.array([5.0, 4.0, 6.0]), np.array([8.0, 6.0, 9.0]), np.array([0.99, 0.98, 0.99]))
+    assert clear.number and clear.score > 0
+    # Digits the check likes, one of which the chain scores low (cut a little wrong, a touching neighbour):
+    # the rules before the verdict refused this number; the whole reading says it is one.
+    assert judge(np.array([5.0, 4.0, 3.5, 6.0]), np.array([8.0, -5.0, 6.0, 7.0]), np.full(4, 0.99)).number
+    # Three "digits" the check rejects: not a number, and the blamed digit is the worst of them.
+    scribble = judge(np.array([-1.0, -5.0, -2.0]), np.array([1.0, -8.0, 0.0]), np.array([0.9, 0.7, 0.8]))
+    assert not scribble.number and scribble.weakest == 1
+    # One digit alone: the check decides, whatever the chain's checker thinks of a ruler-straight 1.
+    assert judge(np.array([4.0]), np.array([-12.0]), np.array([0.99])).number
+    assert not judge(np.array([-2.0]), np.array([5.0]), np.array([0.9])).number
+
+
+def test_shipped_record_says_how_it_was_fitted_and_how_it_did() -> None:
+    record = json.loads(shipped_weights("verdict").with_suffix(".json").read_text())
+    assert list(record["weights"]) == list(SUMMARY)
+    assert record["command"].startswith("python -m digitlab.verdict") and record["reproduce"] == "make weights-verdict"
+    held = record["held_out"]
+    # On pictures held out of the fit: few right readings refused, most non-digits refused.
+    assert held["right_readings"] >= 300 and held["right_readings_refused"] <= 0.02
+    assert held["non_digit_pictures"] >= 300 and held["non_digit_pictures_refused"] >= 0.85
