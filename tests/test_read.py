@@ -218,3 +218,13 @@ def test_a_dash_is_not_a_digit(engine: TorchEngine) -> None:
     reading = read_picture(engine, dash)
     assert (reading.number, reading.reason) == ("", "not a digit")
     assert read_picture(engine, dash, accept_all=True).number != ""
+
+
+def test_numbers_drawn_with_a_ruler_straight_1_are_read(engine: TorchEngine) -> None:
+    # A 1 drawn as one straight line beside other clean strokes, as on the page's canvas: the chain's checker,
+    # trained without other pens, took such thin clean strokes for fragments and every reading was refused.
+    one = [[(80, 30), (80, 170)]]
+    zero = [[(160 + 35 * np.cos(t), 100 + 70 * np.sin(t)) for t in np.linspace(0, 2 * np.pi, 40)]]
+    four = [[(175, 30), (140, 120), (220, 120)], [(200, 60), (200, 170)]]
+    assert read_picture(engine, strokes(one + zero, size=(240, 200), width=16)).number == "10"
+    assert read_picture(engine, strokes(one + four, size=(260, 200), width=16)).number == "14"

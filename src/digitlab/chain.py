@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from digitlab.data import augment
 from digitlab.engine import one_torch_thread
 from digitlab.segment import Layout
 
@@ -266,7 +267,12 @@ def train_checker(examples: list[tuple], temperature: float, epochs: int, seed: 
         order = torch.randperm(len(truth))
         for b in range(0, len(truth), 256):
             at = order[b:b + 256]
-            loss = F.binary_cross_entropy_with_logits(checker(crops[at], table[at]), truth[at])
+            # Other pens: the photos' digits are MNIST's strokes, but a number drawn on the page's canvas or
+            # with a fine pen comes out 1 px thin at 28x28; unaugmented, the checker took every such digit for
+            # a fragment (-6 for a drawn 1, 0 and 4). Width, blur and resolution only: a skip would change
+            # whether the crop is a whole digit.
+            x = augment.handwriting(crops[at].float().div(255).unsqueeze(1)).squeeze(1).mul(255)
+            loss = F.binary_cross_entropy_with_logits(checker(x, table[at]), truth[at])
             opt.zero_grad()
             loss.backward()
             opt.step()
