@@ -49,9 +49,9 @@ def test_shipped_verdict_judges_whole_readings() -> None:
     # Digits the check likes, one of which the chain scores low (cut a little wrong, a touching neighbour):
     # the rules before the verdict refused this number; the whole reading says it is one.
     assert judge(np.array([5.0, 4.0, 3.5, 6.0]), np.array([8.0, -5.0, 6.0, 7.0]), np.full(4, 0.99)).number
-    # Three "digits" the check rejects: not a number, and the blamed digit is the worst of them.
+    # Three "digits" the check rejects: not a number.
     scribble = judge(np.array([-1.0, -5.0, -2.0]), np.array([1.0, -8.0, 0.0]), np.array([0.9, 0.7, 0.8]))
-    assert not scribble.number and scribble.weakest == 1
+    assert not scribble.number and scribble.score < 0
     # One digit alone: the check decides, whatever the chain's checker thinks of a ruler-straight 1.
     assert judge(np.array([4.0]), np.array([-12.0]), np.array([0.99])).number
     assert not judge(np.array([-2.0]), np.array([5.0]), np.array([0.9])).number

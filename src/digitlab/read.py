@@ -128,8 +128,8 @@ def _reading(f: Found, accept_all: bool) -> Reading:
         return Reading("", 0.0, [], None if accept_all else "not a digit")
     verdict = judge(f.digitness[chain], f.scores[chain], f.probs[chain].max(1))
     digits = [_digit(layout, layout.piece(*layout.candidates[k]), f.crops[k], f.probs[k],
-                     None if verdict.number or n != verdict.weakest else "not a digit", accept_all)
-              for n, k in enumerate(chain)]
+                     None if verdict.number else "not a digit", accept_all)
+              for k in chain]
     reasons = [d.reason for d in digits if d.reason]
     if reasons and not accept_all:
         return Reading("", 0.0, digits, "blank" if all(r == "blank" for r in reasons) else "not a digit")

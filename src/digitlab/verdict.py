@@ -49,8 +49,7 @@ L2 = 1e-3
 
 @dataclass
 class Verdict:
-    number: bool  # the reading is of a real number
-    weakest: int  # which digit (index in the reading) counted most against it: the one to mark refused
+    number: bool  # the reading is of a real number: when not, every digit of it is shown as not read
     score: float  # the regression's logit less the threshold: >= 0 for a number
 
 
@@ -90,10 +89,7 @@ def judge(margins: np.ndarray, scores: np.ndarray, top: np.ndarray,
     """Whether a reading (its digits' check margins, chain scores and top probabilities) is of a number."""
     weights, threshold = shipped() if fitted is None else fitted
     score = float(summary(margins, scores, top) @ weights) - threshold
-    # The digit to blame is the one whose own values count least under both the weakest and the mean terms.
-    m, s, logp = _capped(margins, scores, top)
-    own = (weights[3] + weights[4]) * m + (weights[5] + weights[6]) * s * (len(m) > 1) + weights[7] * logp
-    return Verdict(score >= 0, int(np.argmin(own)), score)
+    return Verdict(score >= 0, score)
 
 
 # ------------------------------------------------------------------------------------------ fitting
