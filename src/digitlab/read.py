@@ -148,9 +148,10 @@ def _digit(layout: Layout, piece: Piece, crop: np.ndarray, p: np.ndarray, checke
 def _refusal(crop: np.ndarray, p: np.ndarray, strokes_tall: float, checked: str | None) -> str | None:
     """Why this crop is not read as a digit, or None.
 
-    The rules that need no model first (no ink; too flat; the classifier unsure), then `checked`: whether
-    digitlab.verdict, judging the whole reading, blamed this digit. Letters, symbols, scribbles and drawings
-    get high probabilities for some digit, so the classifier's own confidence cannot tell them apart.
+    The rules that need no model first (no ink; too flat; the classifier unsure), then `checked`:
+    digitlab.verdict's answer for the whole reading, the same for each of its digits. Letters, symbols,
+    scribbles and drawings get high probabilities for some digit, so the classifier's own confidence cannot
+    tell them apart.
     """
     if not crop.any():
         return "blank"

@@ -57,20 +57,16 @@ def summary(margins: np.ndarray, scores: np.ndarray, top: np.ndarray) -> np.ndar
     """One row of SUMMARY for a reading: per digit, the check's margin, the chain's score, the top probability."""
     if len(margins) == 0:
         raise ValueError("a reading with no digits has nothing to judge")
-    m, s, logp = _capped(margins, scores, top)
+    m = np.clip(np.asarray(margins, np.float64), -CAP, CAP)
+    s = np.clip(np.asarray(scores, np.float64), -SCORE_CAP, SCORE_CAP) / 5
+    logp = np.maximum(np.log(np.maximum(np.asarray(top, np.float64), 1e-12)), LOGP_FLOOR)
     one = float(len(m) == 1)
     # One digit alone: the chain had nothing to choose, and its checker (trained on photos of MNIST digits)
-    # has never seen a ruler-straight 1 drawn on a canvas; it scores one at -12. The check and the
-    # probability judge it alone.
+    # scored a ruler-straight 1 drawn on a canvas at -12 before it trained with other pens, and still scores
+    # thin clean strokes low. The check and the probability judge it alone.
     several = 1.0 - one
     return np.array([1.0, one, np.log(len(m)), m.min(), m.mean(), several * s.min(), several * s.mean(),
                      logp.min(), one * m.min()], np.float32)
-
-
-def _capped(margins: np.ndarray, scores: np.ndarray, top: np.ndarray) -> tuple[np.ndarray, ...]:
-    m = np.clip(np.asarray(margins, np.float64), -CAP, CAP)
-    s = np.clip(np.asarray(scores, np.float64), -SCORE_CAP, SCORE_CAP) / 5
-    return m, s, np.maximum(np.log(np.maximum(np.asarray(top, np.float64), 1e-12)), LOGP_FLOOR)
 
 
 @functools.cache
