@@ -94,7 +94,10 @@ def test_predict_refuses_a_letter_but_not_a_digit(tmp_path: Path,
     (tmp_path / "letter.png").write_bytes(paper_png(letter("A")))
     (tmp_path / "digit.png").write_bytes(paper_png(digit_ink(images[0].numpy())))
     Image.new("L", (90, 90), 255).save(tmp_path / "blank.png")
-    (tmp_path / "paper.png").write_bytes(paper_png(np.zeros((90, 90), np.float32)))  # grain, light, JPEG
+    # Photographed bare sheets (grain, light, JPEG): most come out blank, and a few leave a faint edge that
+    # looks like a 1 to any check (3 of 40 here, for the check shipped at stop 20 as for its refit).
+    for seed in range(40):
+        (tmp_path / f"paper{seed}.png").write_bytes(paper_png(np.zeros((90, 90), np.float32), seed))
     done = run_cli("predict", str(tmp_path), "--engine", "torch")
     assert done.returncode == 0, done.stderr
     rows = {Path(r["file"]).stem: r for r in csv.DictReader(io.StringIO(done.stdout))}
@@ -102,7 +105,9 @@ def test_predict_refuses_a_letter_but_not_a_digit(tmp_path: Path,
     assert (rows["digit"]["label"], rows["digit"]["reason"]) == (str(int(labels[0])), "")
     assert (rows["letter"]["label"], rows["letter"]["reason"]) == ("", "not a digit")
     assert (rows["blank"]["label"], rows["blank"]["reason"]) == ("", "blank")
-    assert rows["paper"]["label"] == "" and rows["paper"]["reason"] in ("blank", "not a digit")
+    papers = [r for name, r in rows.items() if name.startswith("paper")]
+    assert all(r["reason"] in ("", "blank", "not a digit") and (r["label"] == "") == bool(r["reason"]) for r in papers)
+    assert sum(r["label"] == "" for r in papers) >= 36
 
     everything = run_cli("predict", str(tmp_path / "letter.png"), "--engine", "torch", "--accept-all")
     assert everything.returncode == 0, everything.stderr
@@ -145,3 +150,17 @@ def test_api_predict_says_why_it_refuses(api_server: str, mnist_test: tuple[torc
         assert [p["reason"] for p in batch] == [None, "not a digit"]
         schema = client.get("/openapi.json").json()["components"]["schemas"]["Prediction"]["properties"]
         assert "reason" in schema
+
+
+def test_the_training_pictures_cache_is_redrawn_when_the_drawing_code_changes(tmp_path: Path, monkeypatch) -> None:
+    # Keyed by seed and sizes alone, pictures drawn before to_mnist changed were reused after it, and the refit
+    # check learned from crops that today's code never makes.
+    from digitlab import refuse
+    from digitlab.data import images
+
+    before = refuse._drawing_code()
+    assert before == refuse._drawing_code()
+    edited = tmp_path / "images.py"
+    edited.write_text(Path(images.__file__).read_text() + "\nTHIN = 1.0\n")
+    monkeypatch.setattr(images, "__file__", str(edited))
+    assert refuse._drawing_code() != before

@@ -117,6 +117,20 @@ def _pools(digits: np.ndarray, seed: int, negatives: int, photos: int) -> tuple[
             np.stack(pos) if pos else np.zeros((0, 28, 28), np.uint8))
 
 
+def _drawing_code() -> str:
+    """A short hash of the code that draws the pools. Keyed by seed and sizes alone, a cache drawn before
+    `to_mnist` changed was reused after it, and a refit then learned from crops today's code never makes."""
+    import hashlib
+
+    from digitlab import refuse_negatives
+    from digitlab.data import images
+
+    digest = hashlib.sha256()
+    for module in (refuse_negatives, images):
+        digest.update(Path(module.__file__).read_bytes())
+    return digest.hexdigest()[:12]
+
+
 def _augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     from digitlab.data.augment import handwriting, random_affine
 
@@ -144,8 +158,8 @@ def train(out: str | Path, seed: int = 0, steps: int = 3000, negatives: int = 20
     images = load_idx_split(root, "train")[0].numpy()
     order = np.random.default_rng(seed).permutation(len(images))
     held, train_digits = images[order[:5000]], images[order[5000:]]
-    # The drawn pictures take minutes; a second run with the same seed and sizes reuses them.
-    cache = Path(out) / f"pools-{seed}-{negatives}-{photos}.npz"
+    # The drawn pictures take minutes; a second run with the same seed, sizes and drawing code reuses them.
+    cache = Path(out) / f"pools-{seed}-{negatives}-{photos}-{_drawing_code()}.npz"
     if cache.is_file():
         stored = np.load(cache)
         neg, photo, val_photo = stored["neg"], stored["photo"], stored["val_photo"]
