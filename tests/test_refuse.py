@@ -95,7 +95,7 @@ def test_predict_refuses_a_letter_but_not_a_digit(tmp_path: Path,
     (tmp_path / "digit.png").write_bytes(paper_png(digit_ink(images[0].numpy())))
     Image.new("L", (90, 90), 255).save(tmp_path / "blank.png")
     # Photographed bare sheets (grain, light, JPEG): most come out blank, and a few leave a faint edge that
-    # looks like a 1 to any check (3 of 40 here, for the check shipped at stop 20 as for its refit).
+    # looks like a 1 to any check (3 of 40 here, for the shipped check as for its refit at stop 24).
     for seed in range(40):
         (tmp_path / f"paper{seed}.png").write_bytes(paper_png(np.zeros((90, 90), np.float32), seed))
     done = run_cli("predict", str(tmp_path), "--engine", "torch")

@@ -118,16 +118,17 @@ def _pools(digits: np.ndarray, seed: int, negatives: int, photos: int) -> tuple[
 
 
 def _drawing_code() -> str:
-    """A short hash of the code that draws the pools. Keyed by seed and sizes alone, a cache drawn before
-    `to_mnist` changed was reused after it, and a refit then learned from crops today's code never makes."""
+    """A short hash of the code that draws the pools: this file (`_pools`, `_one`), the non-digits and
+    `to_mnist`. Keyed by seed and sizes alone, a cache drawn before `to_mnist` changed was reused after it, and
+    a refit then learned from crops today's code never makes."""
     import hashlib
 
     from digitlab import refuse_negatives
     from digitlab.data import images
 
     digest = hashlib.sha256()
-    for module in (refuse_negatives, images):
-        digest.update(Path(module.__file__).read_bytes())
+    for source in (__file__, refuse_negatives.__file__, images.__file__):
+        digest.update(Path(source).read_bytes())
     return digest.hexdigest()[:12]
 
 
