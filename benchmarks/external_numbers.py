@@ -33,12 +33,11 @@ from PIL import Image, ImageDraw, ImageFont
 
 sys.path.insert(0, str(Path(__file__).parent))
 from external_digits import load, picture  # noqa: E402  (benchmarks/external_digits.py)
-from read_numbers import BATCH, edit_distance, read_all  # noqa: E402  (benchmarks/read_numbers.py)
+from read_numbers import edit_distance, read_all  # noqa: E402  (benchmarks/read_numbers.py)
 
 from digitlab.data.images import open_image, to_mnist  # noqa: E402
 from digitlab.engine import load_engine  # noqa: E402
 from digitlab.fileio import atomic_write_text  # noqa: E402
-from digitlab.read import read_pictures  # noqa: E402
 from digitlab.synth import number_photo  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,7 +50,7 @@ def uci_digits(wheel: Path | None, csv: Path | None) -> tuple[np.ndarray, np.nda
 
 
 def fonts(folder: Path = Path("/usr/share/fonts")) -> list[Path]:
-    """The TrueType fonts that draw all ten digits (not a maths or symbol font)."""
+    """The TrueType fonts under `folder`, less DejaVu's maths font (its digits are the sans ones again)."""
     return sorted(p for p in folder.rglob("*.ttf") if "Math" not in p.name)
 
 
@@ -76,14 +75,12 @@ def measure(engine, pools: list[tuple[np.ndarray, np.ndarray]], seed: int, n: in
         g = np.random.default_rng([seed, length])
         made = [number_photo(pools[int(g.integers(len(pools)))], np.random.default_rng([seed, length, k]), length)
                 for k in range(n)]
-        readings, seconds = read_all(engine, [photo for photo, _ in made])
-        truths = [number for _, number in made]
+        photos, truths = [photo for photo, _ in made], [number for _, number in made]
+        readings, seconds = read_all(engine, photos)
         exact = sum(r.number == t for r, t in zip(readings, truths, strict=True)) / n
         digits = 1 - sum(edit_distance(r.number, t) for r, t in zip(readings, truths, strict=True)) / (n * length)
         refused = sum(r.reason is not None for r in readings) / n
-        photos = [photo for photo, _ in made]
-        everything = [r for k in range(0, n, BATCH)
-                      for r in read_pictures(engine, photos[k:k + BATCH], accept_all=True)]
+        everything, _ = read_all(engine, photos, accept_all=True)
         accepted = sum(r.number == t for r, t in zip(everything, truths, strict=True)) / n
         rows.append((length, n, exact, digits, refused, n / seconds, accepted))
         print(f"length {length}: {exact:.1%} exact, {refused:.1%} refused", file=sys.stderr)

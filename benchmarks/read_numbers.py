@@ -52,10 +52,10 @@ def describe(info: dict) -> list[str]:
             "blurred" if info["blurred"] else "sharp", f"slant {'>' if abs(info['slant']) > 0.15 else '<='} 0.15"]
 
 
-def read_all(engine, pictures: list) -> tuple[list, float]:
+def read_all(engine, pictures: list, accept_all: bool = False) -> tuple[list, float]:
     start, readings = time.perf_counter(), []
     for k in range(0, len(pictures), BATCH):
-        readings += read_pictures(engine, pictures[k:k + BATCH])
+        readings += read_pictures(engine, pictures[k:k + BATCH], accept_all=accept_all)
     return readings, time.perf_counter() - start
 
 
