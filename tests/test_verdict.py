@@ -25,6 +25,11 @@ def test_summary_of_a_reading() -> None:
     alone = dict(zip(SUMMARY, summary(np.array([2.0]), np.array([-5.0]), np.array([0.9])).tolist(), strict=True))
     assert alone["one digit"] == 1 and alone["one digit: check margin"] == 2
     assert alone["weakest chain score / 5 (several digits)"] == alone["mean chain score / 5 (several digits)"] == 0
+    # Without the line reader's opinion (a 28x28 digit): as sure as it can be, and agreeing.
+    assert alone["line reader: log p of the reading / 5"] == alone["line reader reads it otherwise"] == 0
+    heard = dict(zip(SUMMARY, summary(np.array([2.0]), np.array([-5.0]), np.array([0.9]), (-80.0, True)).tolist(),
+                     strict=True))
+    assert heard["line reader: log p of the reading / 5"] == -2.0 and heard["line reader reads it otherwise"] == 1
     with pytest.raises(ValueError):
         summary(np.zeros(0), np.zeros(0), np.zeros(0))
 

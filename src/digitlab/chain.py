@@ -132,10 +132,12 @@ def best_chain(layout: Layout, scores: Scores | np.ndarray) -> list[int]:
 def _best(layout: Layout, scores: Scores | np.ndarray, spell: str | None = None, labels: np.ndarray | None = None
           ) -> tuple[list[int], list[int]] | None:
     """(candidates, slices left out) of the best chain; with `spell`, of the best chain whose candidates'
-    `labels` spell it (None if there is none)."""
+    `labels` spell it (None if there is none). `labels` is one label per candidate, or (k, 10) costs of reading
+    candidate k as each digit, added to its score (-inf: it cannot be read so)."""
     if not isinstance(scores, Scores):
         scores = Scores(np.asarray(scores), np.full(len(layout.slices), -np.inf))
     n, places = len(layout.slices), 1 if spell is None else len(spell) + 1
+    labels = None if labels is None else np.asarray(labels)
     best = np.full((n + 1, places), -np.inf)
     best[0, 0] = 0.0
     back: dict[tuple[int, int], tuple[int, int]] = {}
@@ -147,15 +149,23 @@ def _best(layout: Layout, scores: Scores | np.ndarray, spell: str | None = None,
             if best[i, p] + scores.skips[i] > best[i + 1, p]:
                 best[i + 1, p], back[(i + 1, p)] = best[i, p] + scores.skips[i], (-1 - i, p)
             for k in starting[i]:
+                score = best[i, p] + scores.runs[k]
                 if spell is None:
                     q = 0
-                elif p < len(spell) and int(labels[k]) == int(spell[p]):
+                elif p >= len(spell):
+                    continue
+                elif labels.ndim == 1:
+                    if int(labels[k]) != int(spell[p]):
+                        continue
                     q = p + 1
                 else:
-                    continue
+                    q, cost = p + 1, labels[k, int(spell[p])]
+                    if not np.isfinite(cost):
+                        continue
+                    score += cost
                 j = layout.candidates[k][1]
-                if best[i, p] + scores.runs[k] > best[j, q]:
-                    best[j, q], back[(j, q)] = best[i, p] + scores.runs[k], (k, p)
+                if score > best[j, q]:
+                    best[j, q], back[(j, q)] = score, (k, p)
     at = (n, places - 1)
     if not np.isfinite(best[at]):
         return None
@@ -169,6 +179,19 @@ def _best(layout: Layout, scores: Scores | np.ndarray, spell: str | None = None,
             skipped.append(-1 - k)
             at = (-1 - k, p)
     return runs[::-1], skipped[::-1]
+
+
+def spelled(layout: Layout, scores: Scores, text: str, costs: np.ndarray) -> tuple[list[int], float] | None:
+    """The best chain whose candidates spell `text`, candidate k read as digit d at `costs[k, d]` added to its
+    score (-inf: never), and its total score; None if no chain spells it."""
+    if not text.isdigit():
+        return None
+    found = _best(layout, scores, text, costs)
+    if found is None:
+        return None
+    runs, skipped = found
+    total = sum(float(scores.runs[k] + costs[k, int(d)]) for k, d in zip(runs, text, strict=True))
+    return runs, total + float(sum(scores.skips[s] for s in skipped))
 
 
 @functools.cache

@@ -14,6 +14,8 @@ candidate of every picture goes through the shared `to_mnist` and then the model
 `engine.logits` call, and through digitlab.refuse's not-a-digit check. The digits are the chain of
 candidates, covering all the ink left to right (specks may be left out), that scores best: how well the model
 reads each, a small checker of "exactly one whole digit?", and the not-a-digit check (`digitlab.chain`).
+A second reader that reads the whole line without cutting it (`digitlab.line`) may overrule that chain with
+another one that spells its own reading, when the two together like it better (`second_opinion`).
 Whether the chain is a number at all is `digitlab.verdict`'s call, one learned score over all its digits. A
 picture with no ink reads as "" ("blank"); one where a digit is not recognised reads as "" ("not a digit");
 `accept_all=True` turns refusing off.
@@ -27,9 +29,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from digitlab.chain import best_chain, chain_scores
+from digitlab.chain import Scores, best_chain, chain_scores, spelled
 from digitlab.data.images import open_image, to_mnist
 from digitlab.engine import Engine
+from digitlab.line import RUNNER_UP, LineReader, log_likelihood
+from digitlab.line import shipped as shipped_line
 from digitlab.refuse import margins
 from digitlab.segment import Layout, Piece, segment
 from digitlab.verdict import judge
@@ -38,7 +42,10 @@ from digitlab.verdict import judge
 # check, which lets through some non-digits the classifier is unsure of. Chosen on calibrated probabilities
 # (engine.probabilities) and data neither model was tuned on: of the strong model's own 2,000 held-out
 # validation digits 0.05% more are refused at 0.6 (0.10% of the same digits photographed), of
-# digitlab.refuse_negatives' validation set 6%.
+# digitlab.refuse_negatives' validation set 6%. Only for a digit alone: in a number of several digits
+# digitlab.verdict weighs the weakest probability together with the line reader's opinion of the whole
+# reading, and on development photos (synth seeds 7 and 8) this rule then refused 3 of 1,200 numbers read
+# right (a 0.52 between two sure digits) and no non-digit the verdict let through.
 UNSURE = 0.6
 MIN_STROKES = 2.5  # a digit is at least this many stroke widths tall
 
@@ -64,14 +71,17 @@ class Reading:
                 "digits": [{**asdict(d), "box": list(d.box)} for d in self.digits]}
 
 
-def read_picture(engine: Engine, image: Image.Image | np.ndarray, *, accept_all: bool = False) -> Reading:
+def read_picture(engine: Engine, image: Image.Image | np.ndarray, *, accept_all: bool = False,
+                 line: LineReader | str | None = "shipped") -> Reading:
     """The number in one picture."""
-    return read_pictures(engine, [image], accept_all=accept_all)[0]
+    return read_pictures(engine, [image], accept_all=accept_all, line=line)[0]
 
 
-def read_pictures(engine: Engine, images: list, *, accept_all: bool = False) -> list[Reading]:
-    """The numbers in several pictures; all their digits go through the model as one batch."""
-    return [_reading(f, accept_all) for f in found(engine, images)]
+def read_pictures(engine: Engine, images: list, *, accept_all: bool = False,
+                  line: LineReader | str | None = "shipped") -> list[Reading]:
+    """The numbers in several pictures; all their digits go through the model as one batch. `line` is the
+    second reader (digitlab.line): the shipped one, another, or None for the chain alone."""
+    return [_reading(f, accept_all) for f in found(engine, images, line)]
 
 
 @dataclass
@@ -85,10 +95,23 @@ class Found:
     probs: np.ndarray  # (k, 10) calibrated probabilities
     digitness: np.ndarray  # (k,) digitlab.refuse's margin: its logit less its threshold
     scores: np.ndarray  # (k,) each candidate's score in the chain
+    skips: np.ndarray  # (slices,) each slice's score for being left out (-inf: never)
+    labels: list[int] = field(default_factory=list)  # the digit each of the chain's candidates is read as
+    line: tuple[float, bool] = (0.0, False)  # the line reader's log p of the reading; whether it reads otherwise
+
+    @property
+    def number(self) -> str:
+        return "".join(str(d) for d in self.labels)
+
+    @property
+    def confidences(self) -> np.ndarray:
+        """Each digit's calibrated probability of the label it is read as."""
+        return self.probs[self.chain, self.labels] if self.chain else np.zeros(0)
 
 
-def found(engine: Engine, images: list) -> list[Found]:
-    """Segment the pictures, read every candidate of all of them in one batch, and find each best chain."""
+def found(engine: Engine, images: list, line: LineReader | str | None = "shipped") -> list[Found]:
+    """Segment the pictures, read every candidate of all of them in one batch, find each best chain, and ask
+    the line reader (`line`; see read_pictures) for its second opinion."""
     pictures = [open_image(p) if isinstance(p, (str, bytes)) or hasattr(p, "__fspath__") else p for p in images]
     layouts = [segment(p) for p in pictures]
     crops: list[np.ndarray] = []
@@ -111,9 +134,40 @@ def found(engine: Engine, images: list) -> list[Found]:
                              strict=True):
         at = slice(start, start + len(layout.candidates))
         chain = best_chain(layout, score) if layout.candidates else []
-        out.append(Found(layout, chain, batch[at], probs[at], digitness[at], score.runs))
+        out.append(Found(layout, chain, batch[at], probs[at], digitness[at], score.runs, score.skips,
+                         [int(probs[at][k].argmax()) for k in chain]))
         start += len(layout.candidates)
+    reader = shipped_line() if line == "shipped" else line
+    # A 28x28 picture is one digit as `predict` reads it: nothing for a line reader to add.
+    asked = [f for f, p in zip(out, pictures, strict=True) if f.chain and _size(p) != (28, 28)]
+    if reader is not None and asked:
+        texts, columns = reader([f.layout for f in asked])
+        for f, text, c in zip(asked, texts, columns, strict=True):
+            f.chain, f.labels, logp, differs = second_opinion(f, text, c, reader.weight)
+            f.line = (logp, differs)
     return out
+
+
+def second_opinion(f: Found, text: str, columns: np.ndarray, weight: float) -> tuple[list[int], list[int], float, bool]:
+    """(chain, labels, line log p of the reading, whether the line reader's own reading differs).
+
+    The chain's reading stands unless the best chain spelling the line reader's reading `text` scores higher
+    with `weight * log p(reading | line)` added to both. That chain may read a run as any digit the classifier
+    gives at least RUNNER_UP, at the log-probability gap to its top digit: the reader often hears the digit
+    the classifier put second (a 7 read as 1 at 60%, 7 at 35%).
+    """
+    ours = "".join(str(d) for d in f.labels)
+    logp = np.log(np.maximum(f.probs, 1e-12))
+    costs = np.where(f.probs >= RUNNER_UP, logp - logp.max(1, keepdims=True), -np.inf)
+    scores = Scores(f.scores, f.skips)
+    base = spelled(f.layout, scores, ours, costs)
+    if text == ours or base is None or not text:
+        return f.chain, f.labels, float(log_likelihood([columns], [ours])[0]), text != ours
+    other = spelled(f.layout, scores, text, costs)
+    ll = log_likelihood([columns, columns], [ours, text])
+    if other is not None and other[1] + weight * ll[1] > base[1] + weight * ll[0]:
+        return other[0], [int(d) for d in text], float(ll[1]), False
+    return f.chain, f.labels, float(ll[0]), True
 
 
 def _size(picture: Image.Image | np.ndarray) -> tuple[int, int]:
@@ -126,10 +180,10 @@ def _reading(f: Found, accept_all: bool) -> Reading:
         return Reading("", 0.0, [], "blank")
     if not chain:  # every slice left out as a speck: ink, but nothing a digit could be made of
         return Reading("", 0.0, [], None if accept_all else "not a digit")
-    verdict = judge(f.digitness[chain], f.scores[chain], f.probs[chain].max(1))
-    digits = [_digit(layout, layout.piece(*layout.candidates[k]), f.crops[k], f.probs[k],
-                     None if verdict.number else "not a digit", accept_all)
-              for k in chain]
+    verdict = judge(f.digitness[chain], f.scores[chain], f.confidences, f.line)
+    digits = [_digit(layout, layout.piece(*layout.candidates[k]), f.crops[k], f.probs[k], label,
+                     None if verdict.number else "not a digit", accept_all, alone=len(chain) == 1)
+              for k, label in zip(chain, f.labels, strict=True)]
     reasons = [d.reason for d in digits if d.reason]
     if reasons and not accept_all:
         return Reading("", 0.0, digits, "blank" if all(r == "blank" for r in reasons) else "not a digit")
@@ -137,18 +191,20 @@ def _reading(f: Found, accept_all: bool) -> Reading:
     return Reading("".join(str(d.label) for d in digits), confidence, digits, None)
 
 
-def _digit(layout: Layout, piece: Piece, crop: np.ndarray, p: np.ndarray, checked: str | None, accept_all: bool
-           ) -> Digit:
-    label = int(p.argmax())
-    reason = None if accept_all else _refusal(crop, p, piece.height / layout.stroke, checked)
-    return Digit(layout.input_box(piece), None if reason else label, float(p.max()),
+def _digit(layout: Layout, piece: Piece, crop: np.ndarray, p: np.ndarray, label: int, checked: str | None,
+           accept_all: bool, alone: bool = True) -> Digit:
+    top = float(p.max()) if alone else 1.0  # see UNSURE
+    reason = None if accept_all else _refusal(crop, top, piece.height / layout.stroke, checked)
+    return Digit(layout.input_box(piece), None if reason else label, float(p[label]),
                  [round(float(v), 6) for v in p], reason)
 
 
-def _refusal(crop: np.ndarray, p: np.ndarray, strokes_tall: float, checked: str | None) -> str | None:
+def _refusal(crop: np.ndarray, top: float, strokes_tall: float, checked: str | None) -> str | None:
     """Why this crop is not read as a digit, or None.
 
-    The rules that need no model first (no ink; too flat; the classifier unsure), then `checked`:
+    The rules that need no model first (no ink; too flat; a digit alone that the classifier is unsure of: its
+    `top` probability, not that of the label, which the line reader may have chosen from the runner-ups), then
+    `checked`:
     digitlab.verdict's answer for the whole reading, the same for each of its digits. Letters, symbols,
     scribbles and drawings get high probabilities for some digit, so the classifier's own confidence cannot
     tell them apart.
@@ -157,6 +213,6 @@ def _refusal(crop: np.ndarray, p: np.ndarray, strokes_tall: float, checked: str 
         return "blank"
     # Scaled to 20 px, a dash or a dot becomes a fat blob that any classifier calls 0 or 8; a digit is
     # several strokes tall (MNIST's ~7), a dash about one.
-    if strokes_tall < MIN_STROKES or p.max() < UNSURE:
+    if strokes_tall < MIN_STROKES or top < UNSURE:
         return "not a digit"
     return checked

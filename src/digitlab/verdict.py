@@ -41,8 +41,9 @@ import torch.nn.functional as F
 
 SUMMARY = ("bias", "one digit", "log digits", "weakest check margin", "mean check margin",
            "weakest chain score / 5 (several digits)", "mean chain score / 5 (several digits)", "weakest log p",
-           "one digit: check margin")
-CAP, SCORE_CAP, LOGP_FLOOR = 6.0, 15.0, -3.0  # one wild value (a -40 chain score) must not decide alone
+           "one digit: check margin", "line reader: log p of the reading / 5", "line reader reads it otherwise")
+# One wild value (a -40 chain score, a line log p of -60 for a scribble) must not decide alone.
+CAP, SCORE_CAP, LOGP_FLOOR, LINE_FLOOR = 6.0, 15.0, -3.0, -10.0
 QUANTILE = 0.0075
 L2 = 1e-3
 
@@ -53,8 +54,11 @@ class Verdict:
     score: float  # the regression's logit less the threshold: >= 0 for a number
 
 
-def summary(margins: np.ndarray, scores: np.ndarray, top: np.ndarray) -> np.ndarray:
-    """One row of SUMMARY for a reading: per digit, the check's margin, the chain's score, the top probability."""
+def summary(margins: np.ndarray, scores: np.ndarray, top: np.ndarray, line: tuple[float, bool] = (0.0, False)
+            ) -> np.ndarray:
+    """One row of SUMMARY for a reading: per digit, the check's margin, the chain's score, the probability of
+    its label; and the line reader's (digitlab.line) log p of the whole reading and whether it reads it
+    otherwise ((0, False) for a 28x28 picture, which it does not read)."""
     if len(margins) == 0:
         raise ValueError("a reading with no digits has nothing to judge")
     m = np.clip(np.asarray(margins, np.float64), -CAP, CAP)
@@ -66,7 +70,7 @@ def summary(margins: np.ndarray, scores: np.ndarray, top: np.ndarray) -> np.ndar
     # thin clean strokes low. The check and the probability judge it alone.
     several = 1.0 - one
     return np.array([1.0, one, np.log(len(m)), m.min(), m.mean(), several * s.min(), several * s.mean(),
-                     logp.min(), one * m.min()], np.float32)
+                     logp.min(), one * m.min(), max(float(line[0]), LINE_FLOOR) / 5, float(line[1])], np.float32)
 
 
 @functools.cache
@@ -80,11 +84,12 @@ def shipped() -> tuple[np.ndarray, float]:
     return np.array(list(record["weights"].values()), np.float32), float(record["threshold"])
 
 
-def judge(margins: np.ndarray, scores: np.ndarray, top: np.ndarray,
+def judge(margins: np.ndarray, scores: np.ndarray, top: np.ndarray, line: tuple[float, bool] = (0.0, False),
           fitted: tuple[np.ndarray, float] | None = None) -> Verdict:
-    """Whether a reading (its digits' check margins, chain scores and top probabilities) is of a number."""
+    """Whether a reading (its digits' check margins, chain scores and label probabilities, the line reader's
+    opinion) is of a number."""
     weights, threshold = shipped() if fitted is None else fitted
-    score = float(summary(margins, scores, top) @ weights) - threshold
+    score = float(summary(margins, scores, top, line) @ weights) - threshold
     return Verdict(score >= 0, score)
 
 
@@ -100,9 +105,9 @@ def summaries(engine, pictures: list, truths: list[str] | None = None) -> np.nda
         for k, f in enumerate(found(engine, pictures[start:start + 50]), start):
             if not f.chain:
                 continue  # nothing to judge: read says "blank" or "not a digit" without asking
-            if truths is not None and "".join(str(int(f.probs[c].argmax())) for c in f.chain) != truths[k]:
+            if truths is not None and f.number != truths[k]:
                 continue
-            rows.append(summary(f.digitness[f.chain], f.scores[f.chain], f.probs[f.chain].max(1)))
+            rows.append(summary(f.digitness[f.chain], f.scores[f.chain], f.confidences, f.line))
     return np.stack(rows) if rows else np.zeros((0, len(SUMMARY)), np.float32)
 
 

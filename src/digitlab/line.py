@@ -1,0 +1,294 @@
+"""A second reader that looks at the whole line of ink at once: a small CTC line recogniser.
+
+    python -m digitlab.line           # refit the shipped reader (make weights-line, ~30 min on 2 cores)
+
+`digitlab.read` cuts a number into runs of slices and reads each run as one digit; where the cut is wrong
+(a 6 cut into `10`, two touching 1s read as a 4) every run can look like a fine digit. `LineNet` reads the
+same ink without cutting it: four conv blocks turn a 32-px-tall strip into columns, a bidirectional GRU reads
+the columns left to right and back, and each column says which digit (or none, CTC's blank) it sees. It does
+not replace the chain, it gives it a second opinion (`digitlab.read.second_opinion`):
+
+- if its own greedy reading differs from the chain's, the best chain that spells that reading is found,
+  where a run may be read as a digit the classifier gives at least RUNNER_UP, at the cost of the
+  log-probability gap to the classifier's top digit;
+- the reading with the higher `chain score + weight * log p(reading | line)` is taken.
+
+It is trained on made-up photos of numbers (`digitlab.synth`) written with MNIST's training digits, less the
+2,000 the strong model held out, which choose `weight` instead. The benchmark's photos are written with
+MNIST's test digits and stay unseen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import io
+import json
+import multiprocessing
+import re
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from safetensors.torch import load_file, save_file
+from scipy import ndimage
+from torch import nn
+
+from digitlab.engine import one_torch_thread
+from digitlab.segment import Layout
+
+HEIGHT = 32  # the strip's height; each of the net's columns is 4 px of it wide
+MIN_WIDTH, MAX_WIDTH = 16, 400
+BLANK = 10
+RUNNER_UP = 0.02  # the spelled chain may read a run as any digit the classifier gives at least this
+
+
+class LineNet(nn.Module):
+    """32-px strip -> per 4-px column, log-probabilities of the ten digits and the blank (index 10)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        blocks, channels = [], 1
+        for out, pool in ((16, (2, 2)), (32, (2, 2)), (48, (2, 1)), (64, (2, 1))):
+            blocks += [nn.Conv2d(channels, out, 3, padding=1), nn.BatchNorm2d(out), nn.ReLU(), nn.MaxPool2d(pool)]
+            channels = out
+        self.conv = nn.Sequential(*blocks)
+        self.rnn = nn.GRU(64 * 2, 96, batch_first=True, bidirectional=True)
+        self.out = nn.Linear(192, 11)
+
+    def forward(self, strips: torch.Tensor) -> torch.Tensor:
+        """(B, 32, W) uint8 -> (B, W // 4, 11) log-probabilities."""
+        x = self.conv(strips.float().div(255).unsqueeze(1))
+        x = x.flatten(1, 2).transpose(1, 2)
+        return F.log_softmax(self.out(self.rnn(x)[0]), -1)
+
+
+def line_image(layout: Layout) -> np.ndarray:
+    """The layout's ink as one uint8 strip, HEIGHT tall: only the slices' own ink (not the paper's marks that
+    segment left out), scaled so the tallest ink fills the strip less a margin."""
+    H, W = layout.ink.shape
+    mask = np.zeros((H, W), bool)
+    for s in layout.slices:
+        x0, y0, x1, y1 = s.box
+        mask[y0:y1, x0:x1] |= s.mask
+    if not mask.any():
+        return np.zeros((HEIGHT, MIN_WIDTH), np.uint8)
+    # The slices' masks are thresholded ink; a strip dilated a little keeps the stroke's soft edge.
+    mask = ndimage.binary_dilation(mask, iterations=2)
+    ys, xs = np.nonzero(mask)
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    ink = np.where(mask, layout.ink, 0)[y0:y1, x0:x1]
+    ink = ink / max(float(ink.max()), 1e-3)
+    pad = max(1, round(0.12 * (y1 - y0)))
+    ink = np.pad(ink, pad)
+    scale = HEIGHT / ink.shape[0]
+    width = int(np.clip(round(ink.shape[1] * scale), MIN_WIDTH, MAX_WIDTH))
+    strip = Image.fromarray((ink * 255).astype(np.uint8)).resize((width, HEIGHT), Image.Resampling.BILINEAR)
+    return np.asarray(strip, np.uint8)
+
+
+def batch(strips: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Strips padded with black to the widest: (B, 32, W) uint8, and each one's number of columns."""
+    width = max(s.shape[1] for s in strips)
+    out = torch.zeros(len(strips), HEIGHT, width, dtype=torch.uint8)
+    for k, s in enumerate(strips):
+        out[k, :, :s.shape[1]] = torch.from_numpy(np.ascontiguousarray(s).copy())
+    return out, torch.tensor([s.shape[1] // 4 for s in strips])
+
+
+def greedy(columns: np.ndarray) -> str:
+    """CTC best path: each column's top symbol, repeats merged, blanks dropped."""
+    best = columns.argmax(1)
+    return "".join(str(int(c)) for k, c in enumerate(best) if c != BLANK and (k == 0 or c != best[k - 1]))
+
+
+def log_likelihood(columns: list[np.ndarray], texts: list[str]) -> np.ndarray:
+    """log p(text | strip) under CTC, per (strip's columns, text) pair; -inf where the text cannot fit."""
+    out = np.full(len(texts), -np.inf)
+    for k, (c, text) in enumerate(zip(columns, texts, strict=True)):
+        if not text.isdigit() and text != "":
+            raise ValueError(f"a reading is digits only, got {text!r}")
+        with one_torch_thread():
+            loss = F.ctc_loss(torch.from_numpy(c).unsqueeze(1), torch.tensor([[int(d) for d in text]] if text else [[]],
+                              dtype=torch.long), torch.tensor([len(c)]), torch.tensor([len(text)]),
+                              blank=BLANK, reduction="sum")
+        out[k] = -float(loss)
+    return out
+
+
+class LineReader:
+    """Reads layouts' strips: (greedy texts, per strip its columns' log-probabilities). `weight` is how much
+    its log p counts next to the chain's score."""
+
+    def __init__(self, net: LineNet, weight: float) -> None:
+        self.net, self.weight = net.eval(), weight
+
+    def __call__(self, layouts: list[Layout]) -> tuple[list[str], list[np.ndarray]]:
+        if not layouts:
+            return [], []
+        x, lengths = batch([line_image(layout) for layout in layouts])
+        with one_torch_thread(), torch.inference_mode():
+            logp = self.net(x).numpy()
+        columns = [logp[k, :n] for k, n in enumerate(lengths.tolist())]
+        return [greedy(c) for c in columns], columns
+
+
+@functools.cache
+def shipped() -> LineReader | None:
+    """The shipped reader (digitlab/weights/line.safetensors, its weight in line.json), or None without one."""
+    from digitlab.models import shipped_weights
+
+    weights = shipped_weights("line")
+    if not weights.is_file():
+        return None
+    net = LineNet()
+    net.load_state_dict(load_file(str(weights)))
+    return LineReader(net, float(json.loads(weights.with_suffix(".json").read_text())["weight"]))
+
+
+# ------------------------------------------------------------------------------------------ fitting
+
+
+def _digits(held_out: bool) -> tuple[np.ndarray, np.ndarray]:
+    """MNIST's training digits less the strong model's 2,000 held-out ones, or (held_out) only those."""
+    from digitlab.data import split_validation
+    from digitlab.data.idx import load_idx_split
+
+    images, labels = (t.numpy() for t in load_idx_split("data/mnist", "train"))
+    train, held = split_validation(len(images), 2000, 0)  # strong.json: val_size 2000, seed 0
+    at = (held if held_out else train).numpy()
+    return images[at], labels[at]
+
+
+_MNIST: tuple[np.ndarray, np.ndarray] | None = None
+
+
+def _strips_of(job: tuple[int, int, int, int]) -> list[tuple[np.ndarray, str]]:
+    global _MNIST
+    from digitlab.segment import segment
+    from digitlab.synth import number_photo
+
+    if _MNIST is None:
+        _MNIST = _digits(held_out=False)
+    seed, length, start, stop = job
+    out = []
+    for k in range(start, stop):
+        photo, number = number_photo(_MNIST, np.random.default_rng([1000 + seed, length, k]), length)
+        out.append((line_image(segment(Image.open(io.BytesIO(photo)))), number))
+    return out
+
+
+def strips(seed: int, per_length: int, lengths: range = range(1, 9)) -> list[tuple[np.ndarray, str]]:
+    """(strip, number) of made-up photos, generated on two processes."""
+    jobs = [(seed, n, a, min(a + 250, per_length)) for n in lengths for a in range(0, per_length, 250)]
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        return [s for part in pool.imap(_strips_of, jobs) for s in part]
+
+
+def _jitter(strip: np.ndarray, g: np.random.Generator) -> np.ndarray:
+    width = int(np.clip(round(strip.shape[1] * g.uniform(0.8, 1.2)), MIN_WIDTH, MAX_WIDTH))
+    return np.asarray(Image.fromarray(strip).resize((width, HEIGHT), Image.Resampling.BILINEAR))
+
+
+def train(examples: list[tuple[np.ndarray, str]], epochs: int, seed: int, batch_size: int = 64) -> LineNet:
+    """CTC training; batches of strips of similar width, each strip stretched or squeezed by up to 20%."""
+    torch.manual_seed(seed)
+    g = np.random.default_rng(seed)
+    net = LineNet()
+    order = np.argsort([s.shape[1] for s, _ in examples], kind="stable")
+    groups = [order[a:a + batch_size] for a in range(0, len(order), batch_size)]
+    opt = torch.optim.AdamW(net.parameters(), 2e-3, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, 2e-3, total_steps=epochs * len(groups))
+    for epoch in range(epochs):
+        net.train()
+        total = 0.0
+        for n in g.permutation(len(groups)):
+            picked = [examples[k] for k in groups[n]]
+            x, lengths = batch([_jitter(s, g) for s, _ in picked])
+            texts = [t for _, t in picked]
+            targets = torch.tensor([int(d) for t in texts for d in t])
+            logp = net(x).transpose(0, 1)
+            loss = F.ctc_loss(logp, targets, lengths, torch.tensor([len(t) for t in texts]), blank=BLANK,
+                              zero_infinity=True)
+            opt.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+            opt.step()
+            sched.step()
+            total += loss.item()
+        print(f"line epoch {epoch + 1}/{epochs}: CTC loss {total / len(groups):.3f}", file=sys.stderr)
+    return net.eval()
+
+
+WEIGHTS = (0.0, 1.0, 2.0, 4.0, 8.0, 16.0)
+
+
+def choose_weight(net: LineNet, model: str, seed: int, per_length: int) -> dict[float, float]:
+    """Exact numbers (nothing refused) per candidate weight, on photos of the held-out digits, lengths 1-6."""
+    from digitlab.engine import load_engine
+    from digitlab.read import found, second_opinion
+    from digitlab.synth import number_photo
+
+    engine, mnist, reader = load_engine(model), _digits(held_out=True), LineReader(net, 0.0)
+    right = dict.fromkeys(WEIGHTS, 0)
+    pictures = [number_photo(mnist, np.random.default_rng([2000 + seed, n, k]), n)
+                for n in range(1, 7) for k in range(per_length)]
+    for a in range(0, len(pictures), 50):
+        part = pictures[a:a + 50]
+        finds = found(engine, [p for p, _ in part], line=None)
+        texts, columns = reader([f.layout for f in finds])
+        for f, text, c, (_, truth) in zip(finds, texts, columns, part, strict=True):
+            for w in WEIGHTS:
+                labels = second_opinion(f, text, c, w)[1] if f.chain else []
+                right[w] += "".join(map(str, labels)) == truth
+    return {w: right[w] / len(pictures) for w in WEIGHTS}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from digitlab.fileio import atomic_write_text
+
+    parser = argparse.ArgumentParser(prog="python -m digitlab.line", description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="src/digitlab/weights/line")
+    parser.add_argument("--model", default="strong", help="the classifier whose chain the weight is chosen with")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--per-length", type=int, default=6000, help="photos per number length (1-8) to train on")
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--choose-on", type=int, default=500, help="photos per length (1-6) to choose the weight on")
+    parser.add_argument("--choose-only", action="store_true", help="keep OUT.safetensors, only choose the weight")
+    args = parser.parse_args(argv)
+    began = time.perf_counter()
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    record = json.loads(out.with_suffix(".json").read_text()) if args.choose_only else {}
+    if args.choose_only:
+        net = LineNet()
+        net.load_state_dict(load_file(str(out.with_suffix(".safetensors"))))
+    else:
+        examples = strips(args.seed, args.per_length)
+        print(f"{len(examples)} strips in {time.perf_counter() - began:.0f} s", file=sys.stderr)
+        net = train(examples, args.epochs, args.seed)
+        tmp = out.with_name(out.name + ".safetensors.tmp")
+        save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp))
+        tmp.replace(out.with_suffix(".safetensors"))
+        record = {"command": f"python -m digitlab.line --model {args.model} --seed {args.seed} --per-length "
+                             f"{args.per_length} --epochs {args.epochs} --choose-on {args.choose_on}",
+                  "reproduce": "make weights-line", "seed": args.seed, "strips": len(examples),
+                  "training_seconds": round(time.perf_counter() - began, 1)}
+    exact = choose_weight(net, args.model, args.seed, args.choose_on)
+    # Ties go to the smallest weight: the reader overrules the chain no more than it must.
+    weight = max(WEIGHTS, key=lambda w: (round(exact[w], 6), -w))
+    # --choose-only gives what the whole command with this --choose-on gives: the training does not use it.
+    record["command"] = re.sub(r"--choose-on \d+", f"--choose-on {args.choose_on}", record["command"])
+    record.update(weight=weight, choose_photos=6 * args.choose_on,
+                  exact_by_weight={str(w): round(v, 4) for w, v in exact.items()})
+    atomic_write_text(out.with_suffix(".json"), json.dumps(record, indent=2) + "\n")
+    print(json.dumps(record["exact_by_weight"]), f"-> weight {weight}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,163 @@
+"""digitlab.line: the line reader's strip, CTC decoding and likelihood, and its second opinion in `read`."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from digitlab import line
+from digitlab.models import shipped_weights
+from digitlab.read import Found, found, read_pictures, second_opinion
+from digitlab.segment import segment
+from tests.test_read import digits_of
+from tests.test_segment import number_picture, strokes
+
+
+def columns_saying(text: str, per_digit: int = 4) -> np.ndarray:
+    """Log-probability columns that a CTC reader sure of `text` would give: each digit, then blanks."""
+    symbols = [s for d in text for s in [int(d)] + [line.BLANK] * (per_digit - 1)] or [line.BLANK] * per_digit
+    columns = np.full((len(symbols), 11), 1e-4, np.float32)
+    columns[np.arange(len(symbols)), symbols] = 1.0
+    return np.log(columns / columns.sum(1, keepdims=True))
+
+
+class Says:
+    """A fake line reader that reads every line as `text`."""
+
+    def __init__(self, text: str, weight: float) -> None:
+        self.text, self.weight = text, weight
+
+    def __call__(self, layouts: list) -> tuple[list[str], list[np.ndarray]]:
+        return [self.text] * len(layouts), [columns_saying(self.text)] * len(layouts)
+
+
+def test_line_image_is_the_inks_strip_32_tall() -> None:
+    layout = segment(strokes([[(30, 40), (30, 160)], [(80, 40), (80, 160)]], size=(300, 200)))
+    strip = line.line_image(layout)
+    assert strip.dtype == np.uint8 and strip.shape[0] == line.HEIGHT
+    assert line.MIN_WIDTH <= strip.shape[1] <= line.MAX_WIDTH
+    # Two strokes: two bright columns of ink, dark paper between them and around.
+    inked = strip.max(0) > 128
+    assert inked.any() and not inked[0] and not inked[-1]
+    assert np.count_nonzero(np.diff(inked.astype(int)) == 1) == 2
+    assert line.line_image(segment(strokes([]))).max() == 0
+
+
+def test_greedy_merges_repeats_and_drops_blanks() -> None:
+    assert line.greedy(columns_saying("1123", per_digit=3)) == "1123"
+    # 1 1 blank 1 2 2 -> "112": a repeat counts twice only with a blank between.
+    symbols = [1, 1, line.BLANK, 1, 2, 2]
+    assert line.greedy(np.eye(11, dtype=np.float32)[symbols]) == "112"
+    assert line.greedy(columns_saying("")) == ""
+
+
+def test_log_likelihood_is_ctc_summed_over_alignments() -> None:
+    g = np.random.default_rng(0)
+    columns = np.log(g.dirichlet(np.ones(11), 4)).astype(np.float32)
+
+    def brute(text: str) -> float:
+        total = 0.0
+        for path in itertools.product(range(11), repeat=len(columns)):
+            if line.greedy(np.eye(11)[list(path)]) == text:
+                total += float(np.exp(sum(columns[t, s] for t, s in enumerate(path))))
+        return np.log(total)
+
+    for text in ("12", "11", "7", ""):
+        assert line.log_likelihood([columns], [text])[0] == pytest.approx(brute(text), abs=1e-4)
+    # "11" needs a blank between its ones: 3 columns; "12345" cannot fit in 4.
+    assert np.isfinite(line.log_likelihood([columns[:3]], ["11"])[0])
+    assert line.log_likelihood([columns[:2], columns], ["11", "12345"]).tolist() == [-np.inf, -np.inf]
+    with pytest.raises(ValueError):
+        line.log_likelihood([columns], ["1a"])
+
+
+def test_net_reads_a_batch_of_strips_of_different_widths() -> None:
+    torch.manual_seed(0)
+    reader = line.LineReader(line.LineNet(), 1.0)
+    layouts = [segment(strokes([[(30, 40), (30, 160)]])),
+               segment(strokes([[(30, 40), (30, 160)], [(120, 40), (120, 160)], [(200, 40), (260, 160)]],
+                               size=(320, 200)))]
+    texts, columns = reader(layouts)
+    assert len(texts) == 2 and all(t == "" or t.isdigit() for t in texts)
+    assert [c.shape[0] for c in columns] == [line.line_image(x).shape[1] // 4 for x in layouts]
+    np.testing.assert_allclose(np.exp(columns[1]).sum(1), 1, atol=1e-5)
+
+
+def _three_ones() -> Found:
+    """Three strokes, read by the chain as three digits "111"; the middle one could be a 7 (5%) or a 4 (1%)."""
+    layout = segment(strokes([[(30, 40), (30, 160)], [(80, 40), (80, 160)], [(130, 40), (130, 160)]]))
+    assert len(layout.slices) == 3
+    k = len(layout.candidates)
+    probs = np.full((k, 10), 0.1 / 9, np.float32)
+    probs[:, 1] = 0.9
+    middle = layout.candidates.index((1, 2))
+    probs[middle] = [0.0, 0.94, 0.0, 0.0, 0.01, 0.0, 0.0, 0.05, 0.0, 0.0]
+    scores = np.array([1.0 if j - i == 1 else -5.0 for i, j in layout.candidates])
+    chain = [layout.candidates.index(c) for c in ((0, 1), (1, 2), (2, 3))]
+    return Found(layout, chain, np.zeros((k, 28, 28), np.uint8), probs, np.zeros(k), scores,
+                 np.full(3, -np.inf), [1, 1, 1])
+
+
+def test_the_line_reader_may_respell_a_run_as_the_classifiers_runner_up() -> None:
+    f = _three_ones()
+    chain, labels, logp, differs = second_opinion(f, "171", columns_saying("171"), weight=1.0)
+    assert (chain, labels, differs) == (f.chain, [1, 7, 1], False) and logp > -1
+    # Weight 0: the chain's score alone, and the chain's own reading scores best.
+    chain, labels, logp, differs = second_opinion(f, "171", columns_saying("171"), weight=0.0)
+    assert (labels, differs) == ([1, 1, 1], True) and logp < -5
+    # A digit the classifier gives under RUNNER_UP (the 4 at 1%), or more digits than the ink has: no chain
+    # spells it, whatever the line reader's weight.
+    for text in ("141", "1111"):
+        assert second_opinion(f, text, columns_saying(text), weight=100.0)[1:] == ([1, 1, 1], pytest.approx(
+            float(line.log_likelihood([columns_saying(text)], ["111"])[0])), True)
+    # Agreeing costs nothing and changes nothing.
+    assert second_opinion(f, "111", columns_saying("111"), weight=5.0)[1:] == ([1, 1, 1], pytest.approx(0, abs=0.05),
+                                                                                False)
+
+
+@pytest.mark.mnist
+@pytest.mark.skipif(not shipped_weights().is_file(), reason="run `make weights`")
+def test_a_reader_rescores_readings_in_read(mnist_test: tuple[torch.Tensor, torch.Tensor]) -> None:
+    from digitlab.engine import load_engine
+
+    engine = load_engine(None, "torch")
+    picture = number_picture(digits_of(mnist_test, "4096", 3), [6, 8, 5])
+    alone = found(engine, [picture], line=None)[0]
+    assert alone.number == "4096" and alone.line == (0.0, False)
+    agreeing = found(engine, [picture], line=Says("4096", 1.0))[0]
+    assert agreeing.number == "4096" and agreeing.line[0] > -1 and not agreeing.line[1]
+    # A reader that hears something no chain can spell cannot overrule; the verdict is told it disagrees.
+    deaf = found(engine, [picture], line=Says("99999999", 100.0))[0]
+    assert deaf.number == "4096" and deaf.line[0] < -20 and deaf.line[1]
+    # 28x28 pictures are one digit as `predict` reads them: the line reader is not asked.
+    single = found(engine, [mnist_test[0][0].numpy()], line=Says("99999999", 100.0))[0]
+    assert single.line == (0.0, False)
+    assert read_pictures(engine, [picture], line=Says("4096", 1.0))[0].number == "4096"
+
+
+@pytest.mark.mnist
+@pytest.mark.skipif(not shipped_weights("line").is_file(), reason="run `make weights-line`")
+def test_shipped_line_reader_reads_numbers_on_its_own(mnist_test: tuple[torch.Tensor, torch.Tensor]) -> None:
+    g = np.random.default_rng(5)
+    texts = ["".join(map(str, g.integers(0, 10, g.integers(1, 7)))) for _ in range(24)]
+    layouts = [segment(number_picture(digits_of(mnist_test, t, k), [int(g.integers(2, 10)) for _ in t[1:]],
+                                      drift=float(g.uniform(-0.05, 0.05)), seed=k))
+               for k, t in enumerate(texts)]
+    read, _ = line.shipped()(layouts)
+    right = sum(r == t for r, t in zip(read, texts, strict=True))
+    assert right >= 20, list(zip(read, texts, strict=True))
+
+
+@pytest.mark.skipif(not shipped_weights("line").is_file(), reason="run `make weights-line`")
+def test_shipped_line_record_says_how_it_was_made_and_chosen() -> None:
+    record = json.loads(shipped_weights("line").with_suffix(".json").read_text())
+    assert record["command"].startswith("python -m digitlab.line") and record["reproduce"] == "make weights-line"
+    assert record["strips"] >= 10_000 and record["choose_photos"] >= 600
+    exact = record["exact_by_weight"]
+    assert float(record["weight"]) in line.WEIGHTS and exact[str(float(record["weight"]))] == max(exact.values())
+    # The second opinion is worth having: the chosen weight reads more numbers than the chain alone (weight 0).
+    assert exact[str(float(record["weight"]))] > exact["0.0"]
