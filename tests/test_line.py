@@ -127,7 +127,7 @@ def test_a_reader_rescores_readings_in_read(mnist_test: tuple[torch.Tensor, torc
     engine = load_engine(None, "torch")
     picture = number_picture(digits_of(mnist_test, "4096", 3), [6, 8, 5])
     alone = found(engine, [picture], line=None)[0]
-    assert alone.number == "4096" and alone.line == (0.0, False)
+    assert alone.number == "4096" and alone.line is None
     agreeing = found(engine, [picture], line=Says("4096", 1.0))[0]
     assert agreeing.number == "4096" and agreeing.line[0] > -1 and not agreeing.line[1]
     # A reader that hears something no chain can spell cannot overrule; the verdict is told it disagrees.
@@ -135,7 +135,7 @@ def test_a_reader_rescores_readings_in_read(mnist_test: tuple[torch.Tensor, torc
     assert deaf.number == "4096" and deaf.line[0] < -20 and deaf.line[1]
     # 28x28 pictures are one digit as `predict` reads them: the line reader is not asked.
     single = found(engine, [mnist_test[0][0].numpy()], line=Says("99999999", 100.0))[0]
-    assert single.line == (0.0, False)
+    assert single.line is None
     assert read_pictures(engine, [picture], line=Says("4096", 1.0))[0].number == "4096"
 
 

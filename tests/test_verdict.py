@@ -25,11 +25,13 @@ def test_summary_of_a_reading() -> None:
     alone = dict(zip(SUMMARY, summary(np.array([2.0]), np.array([-5.0]), np.array([0.9])).tolist(), strict=True))
     assert alone["one digit"] == 1 and alone["one digit: check margin"] == 2
     assert alone["weakest chain score / 5 (several digits)"] == alone["mean chain score / 5 (several digits)"] == 0
-    # Without the line reader's opinion (a 28x28 digit): as sure as it can be, and agreeing.
+    # Without the line reader's opinion (a 28x28 digit): its own term, not a reader sure of the reading.
     assert alone["line reader: log p of the reading / 5"] == alone["line reader reads it otherwise"] == 0
+    assert alone["line reader not asked"] == 1 and named["line reader not asked"] == 1
     heard = dict(zip(SUMMARY, summary(np.array([2.0]), np.array([-5.0]), np.array([0.9]), (-80.0, True)).tolist(),
                      strict=True))
     assert heard["line reader: log p of the reading / 5"] == -2.0 and heard["line reader reads it otherwise"] == 1
+    assert heard["line reader not asked"] == 0
     with pytest.raises(ValueError):
         summary(np.zeros(0), np.zeros(0), np.zeros(0))
 
@@ -60,6 +62,9 @@ def test_shipped_verdict_judges_whole_readings() -> None:
     # One digit alone: the check decides, whatever the chain's checker thinks of a ruler-straight 1.
     assert judge(np.array([4.0]), np.array([-12.0]), np.array([0.99])).number
     assert not judge(np.array([-2.0]), np.array([5.0]), np.array([0.9])).number
+    # The line reader's opinion of the whole reading counts: one it is sure of against one it reads otherwise.
+    digits = np.array([2.0, 1.5, 3.0]), np.array([3.0, 2.0, 4.0]), np.array([0.95, 0.9, 0.99])
+    assert judge(*digits, (-0.1, False)).score - judge(*digits, (-10.0, True)).score > 2
 
 
 def test_shipped_record_says_how_it_was_fitted_and_how_it_did() -> None:

@@ -97,7 +97,7 @@ class Found:
     scores: np.ndarray  # (k,) each candidate's score in the chain
     skips: np.ndarray  # (slices,) each slice's score for being left out (-inf: never)
     labels: list[int] = field(default_factory=list)  # the digit each of the chain's candidates is read as
-    line: tuple[float, bool] = (0.0, False)  # the line reader's log p of the reading; whether it reads otherwise
+    line: tuple[float, bool] | None = None  # the line reader's log p of the reading, whether it reads otherwise
 
     @property
     def number(self) -> str:

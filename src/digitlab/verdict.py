@@ -41,7 +41,8 @@ import torch.nn.functional as F
 
 SUMMARY = ("bias", "one digit", "log digits", "weakest check margin", "mean check margin",
            "weakest chain score / 5 (several digits)", "mean chain score / 5 (several digits)", "weakest log p",
-           "one digit: check margin", "line reader: log p of the reading / 5", "line reader reads it otherwise")
+           "one digit: check margin", "line reader: log p of the reading / 5", "line reader reads it otherwise",
+           "line reader not asked")
 # One wild value (a -40 chain score, a line log p of -60 for a scribble) must not decide alone.
 CAP, SCORE_CAP, LOGP_FLOOR, LINE_FLOOR = 6.0, 15.0, -3.0, -10.0
 QUANTILE = 0.0075
@@ -54,11 +55,12 @@ class Verdict:
     score: float  # the regression's logit less the threshold: >= 0 for a number
 
 
-def summary(margins: np.ndarray, scores: np.ndarray, top: np.ndarray, line: tuple[float, bool] = (0.0, False)
+def summary(margins: np.ndarray, scores: np.ndarray, top: np.ndarray, line: tuple[float, bool] | None = None
             ) -> np.ndarray:
     """One row of SUMMARY for a reading: per digit, the check's margin, the chain's score, the probability of
     its label; and the line reader's (digitlab.line) log p of the whole reading and whether it reads it
-    otherwise ((0, False) for a 28x28 picture, which it does not read)."""
+    otherwise (`line` None: not asked, as for a 28x28 picture; its own term then carries what the reader would
+    have said, so a 28x28 digit does not pass for one the reader is sure of)."""
     if len(margins) == 0:
         raise ValueError("a reading with no digits has nothing to judge")
     m = np.clip(np.asarray(margins, np.float64), -CAP, CAP)
@@ -70,7 +72,8 @@ def summary(margins: np.ndarray, scores: np.ndarray, top: np.ndarray, line: tupl
     # thin clean strokes low. The check and the probability judge it alone.
     several = 1.0 - one
     return np.array([1.0, one, np.log(len(m)), m.min(), m.mean(), several * s.min(), several * s.mean(),
-                     logp.min(), one * m.min(), max(float(line[0]), LINE_FLOOR) / 5, float(line[1])], np.float32)
+                     logp.min(), one * m.min(), 0.0 if line is None else max(float(line[0]), LINE_FLOOR) / 5,
+                     0.0 if line is None else float(line[1]), float(line is None)], np.float32)
 
 
 @functools.cache
@@ -84,7 +87,7 @@ def shipped() -> tuple[np.ndarray, float]:
     return np.array(list(record["weights"].values()), np.float32), float(record["threshold"])
 
 
-def judge(margins: np.ndarray, scores: np.ndarray, top: np.ndarray, line: tuple[float, bool] = (0.0, False),
+def judge(margins: np.ndarray, scores: np.ndarray, top: np.ndarray, line: tuple[float, bool] | None = None,
           fitted: tuple[np.ndarray, float] | None = None) -> Verdict:
     """Whether a reading (its digits' check margins, chain scores and label probabilities, the line reader's
     opinion) is of a number."""
