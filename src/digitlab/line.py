@@ -96,7 +96,7 @@ def batch(strips: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
     width = max(s.shape[1] for s in strips)
     out = torch.zeros(len(strips), HEIGHT, width, dtype=torch.uint8)
     for k, s in enumerate(strips):
-        out[k, :, :s.shape[1]] = torch.from_numpy(np.ascontiguousarray(s).copy())
+        out[k, :, :s.shape[1]] = torch.tensor(s)
     return out, torch.tensor([s.shape[1] // 4 for s in strips])
 
 
@@ -153,8 +153,9 @@ def shipped() -> LineReader | None:
 # ------------------------------------------------------------------------------------------ fitting
 
 
-def _digits(held_out: bool) -> tuple[np.ndarray, np.ndarray]:
-    """MNIST's training digits less the strong model's 2,000 held-out ones, or (held_out) only those."""
+def training_digits(held_out: bool) -> tuple[np.ndarray, np.ndarray]:
+    """MNIST's training digits less the strong model's 2,000 held-out ones, or (held_out) only those: what
+    the line reader trains on, and what its weight and digitlab.verdict are fitted on."""
     from digitlab.data import split_validation
     from digitlab.data.idx import load_idx_split
 
@@ -173,7 +174,7 @@ def _strips_of(job: tuple[int, int, int, int]) -> list[tuple[np.ndarray, str]]:
     from digitlab.synth import number_photo
 
     if _MNIST is None:
-        _MNIST = _digits(held_out=False)
+        _MNIST = training_digits(held_out=False)
     seed, length, start, stop = job
     out = []
     for k in range(start, stop):
@@ -233,7 +234,7 @@ def choose_weight(net: LineNet, model: str, seed: int, per_length: int) -> dict[
     from digitlab.read import found, second_opinion
     from digitlab.synth import number_photo
 
-    engine, mnist, reader = load_engine(model), _digits(held_out=True), LineReader(net, 0.0)
+    engine, mnist, reader = load_engine(model), training_digits(held_out=True), LineReader(net, 0.0)
     right = dict.fromkeys(WEIGHTS, 0)
     pictures = [number_photo(mnist, np.random.default_rng([2000 + seed, n, k]), n)
                 for n in range(1, 7) for k in range(per_length)]

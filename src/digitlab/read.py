@@ -36,7 +36,7 @@ from digitlab.line import RUNNER_UP, LineReader, log_likelihood
 from digitlab.line import shipped as shipped_line
 from digitlab.refuse import margins
 from digitlab.segment import Layout, Piece, segment
-from digitlab.verdict import judge
+from digitlab.verdict import judged, summary
 
 # Below this top probability a digit is refused as not recognised: a second opinion beside digitlab.refuse's
 # check, which lets through some non-digits the classifier is unsure of. Chosen on calibrated probabilities
@@ -108,6 +108,10 @@ class Found:
         """Each digit's calibrated probability of the label it is read as."""
         return self.probs[self.chain, self.labels] if self.chain else np.zeros(0)
 
+    def summary(self) -> np.ndarray:
+        """The chain's row of digitlab.verdict's SUMMARY: what `read` judges it by and the verdict is fitted on."""
+        return summary(self.digitness[self.chain], self.scores[self.chain], self.confidences, self.line)
+
 
 def found(engine: Engine, images: list, line: LineReader | str | None = "shipped") -> list[Found]:
     """Segment the pictures, read every candidate of all of them in one batch, find each best chain, and ask
@@ -156,16 +160,16 @@ def second_opinion(f: Found, text: str, columns: np.ndarray, weight: float) -> t
     gives at least RUNNER_UP, at the log-probability gap to its top digit: the reader often hears the digit
     the classifier put second (a 7 read as 1 at 60%, 7 at 35%).
     """
-    ours = "".join(str(d) for d in f.labels)
+    ours = f.number
+    if text == ours or not text:  # most pictures: nothing to weigh, no chain to spell
+        return f.chain, f.labels, float(log_likelihood([columns], [ours])[0]), text != ours
     logp = np.log(np.maximum(f.probs, 1e-12))
     costs = np.where(f.probs >= RUNNER_UP, logp - logp.max(1, keepdims=True), -np.inf)
     scores = Scores(f.scores, f.skips)
-    base = spelled(f.layout, scores, ours, costs)
-    if text == ours or base is None or not text:
-        return f.chain, f.labels, float(log_likelihood([columns], [ours])[0]), text != ours
-    other = spelled(f.layout, scores, text, costs)
+    # The chain's own reading spelled with these costs is the chain itself (its labels cost 0): its total score.
+    base, other = spelled(f.layout, scores, ours, costs), spelled(f.layout, scores, text, costs)
     ll = log_likelihood([columns, columns], [ours, text])
-    if other is not None and other[1] + weight * ll[1] > base[1] + weight * ll[0]:
+    if base is not None and other is not None and other[1] + weight * ll[1] > base[1] + weight * ll[0]:
         return other[0], [int(d) for d in text], float(ll[1]), False
     return f.chain, f.labels, float(ll[0]), True
 
@@ -180,7 +184,7 @@ def _reading(f: Found, accept_all: bool) -> Reading:
         return Reading("", 0.0, [], "blank")
     if not chain:  # every slice left out as a speck: ink, but nothing a digit could be made of
         return Reading("", 0.0, [], None if accept_all else "not a digit")
-    verdict = judge(f.digitness[chain], f.scores[chain], f.confidences, f.line)
+    verdict = judged(f.summary())
     digits = [_digit(layout, layout.piece(*layout.candidates[k]), f.crops[k], f.probs[k], label,
                      None if verdict.number else "not a digit", accept_all, alone=len(chain) == 1)
               for k, label in zip(chain, f.labels, strict=True)]
@@ -193,18 +197,18 @@ def _reading(f: Found, accept_all: bool) -> Reading:
 
 def _digit(layout: Layout, piece: Piece, crop: np.ndarray, p: np.ndarray, label: int, checked: str | None,
            accept_all: bool, alone: bool = True) -> Digit:
-    top = float(p.max()) if alone else 1.0  # see UNSURE
-    reason = None if accept_all else _refusal(crop, top, piece.height / layout.stroke, checked)
+    reason = None if accept_all else _refusal(crop, alone and p.max() < UNSURE, piece.height / layout.stroke,
+                                              checked)
     return Digit(layout.input_box(piece), None if reason else label, float(p[label]),
                  [round(float(v), 6) for v in p], reason)
 
 
-def _refusal(crop: np.ndarray, top: float, strokes_tall: float, checked: str | None) -> str | None:
+def _refusal(crop: np.ndarray, unsure: bool, strokes_tall: float, checked: str | None) -> str | None:
     """Why this crop is not read as a digit, or None.
 
-    The rules that need no model first (no ink; too flat; a digit alone that the classifier is unsure of: its
-    `top` probability, not that of the label, which the line reader may have chosen from the runner-ups), then
-    `checked`:
+    The rules that need no model first (no ink; too flat; `unsure`: a digit alone whose top probability is
+    under UNSURE, the top one, not that of the label, which the line reader may have chosen from the
+    runner-ups), then `checked`:
     digitlab.verdict's answer for the whole reading, the same for each of its digits. Letters, symbols,
     scribbles and drawings get high probabilities for some digit, so the classifier's own confidence cannot
     tell them apart.
@@ -213,6 +217,6 @@ def _refusal(crop: np.ndarray, top: float, strokes_tall: float, checked: str | N
         return "blank"
     # Scaled to 20 px, a dash or a dot becomes a fat blob that any classifier calls 0 or 8; a digit is
     # several strokes tall (MNIST's ~7), a dash about one.
-    if strokes_tall < MIN_STROKES or top < UNSURE:
+    if strokes_tall < MIN_STROKES or unsure:
         return "not a digit"
     return checked

@@ -91,8 +91,13 @@ def judge(margins: np.ndarray, scores: np.ndarray, top: np.ndarray, line: tuple[
           fitted: tuple[np.ndarray, float] | None = None) -> Verdict:
     """Whether a reading (its digits' check margins, chain scores and label probabilities, the line reader's
     opinion) is of a number."""
+    return judged(summary(margins, scores, top, line), fitted)
+
+
+def judged(row: np.ndarray, fitted: tuple[np.ndarray, float] | None = None) -> Verdict:
+    """The verdict on one SUMMARY row (`judge` makes it from a reading's digits)."""
     weights, threshold = shipped() if fitted is None else fitted
-    score = float(summary(margins, scores, top, line) @ weights) - threshold
+    score = float(row @ weights) - threshold
     return Verdict(score >= 0, score)
 
 
@@ -110,20 +115,16 @@ def summaries(engine, pictures: list, truths: list[str] | None = None) -> np.nda
                 continue  # nothing to judge: read says "blank" or "not a digit" without asking
             if truths is not None and f.number != truths[k]:
                 continue
-            rows.append(summary(f.digitness[f.chain], f.scores[f.chain], f.confidences, f.line))
+            rows.append(f.summary())
     return np.stack(rows) if rows else np.zeros((0, len(SUMMARY)), np.float32)
 
 
 def numbers(seed: int, per_length: int, singles: int) -> tuple[list, list[str]]:
     """Photos of numbers written with the strong model's held-out validation digits, and those digits alone."""
-    from digitlab.data import split_validation
-    from digitlab.data.idx import load_idx_split
+    from digitlab.line import training_digits
     from digitlab.synth import number_photo
 
-    images, labels = (t.numpy() for t in load_idx_split("data/mnist", "train"))
-    # The strong model's validation split (strong.json: val_size 2000, seed 0): digits it never trained on.
-    _, held = split_validation(len(images), 2000, 0)
-    images, labels = images[held.numpy()], labels[held.numpy()]
+    images, labels = training_digits(held_out=True)  # digits the strong model never trained on
     pictures, truths = [], []
     for length in range(1, 9):
         for k in range(per_length):
