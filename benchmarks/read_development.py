@@ -1,0 +1,62 @@
+"""The development measure `read` is tuned on: synth seeds 7 and 8, never the benchmark's held-out 101 / 202.
+
+    python benchmarks/read_development.py [--n 100] [-v]
+
+Numbers of 1-6 MNIST test digits (`--n` per length per seed) and non-digits (`--n / 4` per kind per seed),
+read through `read.found` once: exact (a refusal counts as wrong), exact with nothing refused, and the share
+of non-digits refused. `-v` lists each number read wrong as (truth, reading with nothing refused, reason).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+from digitlab import read
+from digitlab.data.idx import load_idx_split
+from digitlab.engine import load_engine
+from digitlab.synth import NON_DIGIT_KINDS, non_digit_photo, number_photo
+
+ROOT = Path(__file__).resolve().parents[1]
+SEEDS = (7, 8)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=100, help="numbers per length (1-6) per seed")
+    parser.add_argument("--model", default="strong")
+    parser.add_argument("-v", action="store_true", help="list the numbers read wrong")
+    args = parser.parse_args()
+    mnist = tuple(t.numpy() for t in load_idx_split(ROOT / "data" / "mnist", "test"))
+    engine = load_engine(args.model)
+    made = [number_photo(mnist, np.random.default_rng([seed, length, k]), length)
+            for seed in SEEDS for length in range(1, 7) for k in range(args.n)]
+    others = [non_digit_photo(np.random.default_rng([seed, 100 + i, k]), kind)[0]
+              for seed in SEEDS for i, kind in enumerate(NON_DIGIT_KINDS) for k in range(max(1, args.n // 4))]
+    began = time.perf_counter()
+    exact = accepted = refused = 0
+    wrong = []
+    for a in range(0, len(made), 20):
+        part = made[a:a + 20]
+        for f, (_, truth) in zip(read.found(engine, [p for p, _ in part]), part, strict=True):
+            reading = read._reading(f, accept_all=False)
+            exact += reading.number == truth
+            accepted += f.number == truth
+            if reading.number != truth:
+                wrong.append((truth, f.number, reading.reason))
+    for a in range(0, len(others), 20):
+        refused += sum(read._reading(f, accept_all=False).reason is not None
+                       for f in read.found(engine, others[a:a + 20]))
+    print(f"exact {exact / len(made):.2%}  accept-all {accepted / len(made):.2%}  non-digits refused "
+          f"{refused / len(others):.1%} ({len(made)} numbers, {len(others)} non-digits, "
+          f"{time.perf_counter() - began:.0f} s)")
+    if args.v:
+        for row in wrong:
+            print(row)
+
+
+if __name__ == "__main__":
+    main()
