@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint weights weights-tutorial weights-strong weights-chain weights-line weights-verdict weights-refuse bench lessons serve clean
+.PHONY: run test lint weights weights-tutorial weights-strong weights-chain weights-line weights-combine weights-verdict weights-refuse bench lessons serve clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 
 # Retrain the weights shipped inside the package (src/digitlab/weights/); each NAME.json records the command.
-weights: weights-tutorial weights-strong weights-refuse weights-chain weights-line weights-verdict
+weights: weights-tutorial weights-strong weights-refuse weights-chain weights-line weights-combine weights-verdict
 
 weights-tutorial: $(STAMP)
 	$(BIN)/digitlab train --arch tutorial --epochs 4 --seed 0 --out runs/weights-tutorial
@@ -48,15 +48,18 @@ weights-chain: $(STAMP)
 	$(BIN)/python -m digitlab.chain --model strong --seed 0 --per-length 400 --epochs 6 --out src/digitlab/weights/chain
 
 # The line reader's second opinion (digitlab/line.py): a CTC reader of the whole line of ink, trained on 48,000
-# made-up photos of numbers written with MNIST's training digits (~13 min to make them, ~15 min to train here),
-# and how much its opinion counts, chosen on 3,000 photos of the strong model's held-out digits (~5 min).
-# After weights-chain: the weight is chosen with the chain's scores.
+# made-up photos of numbers written with MNIST's training digits (~13 min to make them, ~15 min to train here).
 weights-line: $(STAMP)
-	$(BIN)/python -m digitlab.line --model strong --seed 0 --per-length 6000 --epochs 10 --choose-on 500 --out src/digitlab/weights/line
+	$(BIN)/python -m digitlab.line --seed 0 --per-length 6000 --epochs 10 --out src/digitlab/weights/line
+
+# When the chain and the line reader disagree, which to believe (digitlab/combine.py): a regression fitted on
+# 6,000 photos of the strong model's held-out digits (~5 min). After weights-chain and weights-line.
+weights-combine: $(STAMP)
+	$(BIN)/python -m digitlab.combine --model strong --seed 0 --per-length 1000 --out src/digitlab/weights/combine.json
 
 # Whether a reading is a number at all (digitlab/verdict.py): one learned score over all its digits, fitted on
 # made-up numbers written with the strong model's held-out digits and on hand-drawn non-digits (~6 min here).
-# After weights-chain and weights-line: it weighs the chain's scores and the line reader's opinion.
+# After weights-chain, weights-line and weights-combine: it weighs the chain's scores and the line reader's opinion.
 weights-verdict: $(STAMP)
 	$(BIN)/python -m digitlab.verdict --out src/digitlab/weights/verdict.json
 

@@ -6,16 +6,12 @@
 (a 6 cut into `10`, two touching 1s read as a 4) every run can look like a fine digit. `LineNet` reads the
 same ink without cutting it: four conv blocks turn a 32-px-tall strip into columns, a bidirectional GRU reads
 the columns left to right and back, and each column says which digit (or none, CTC's blank) it sees. It does
-not replace the chain, it gives it a second opinion (`digitlab.read.second_opinion`):
-
-- if its own greedy reading differs from the chain's, the best chain that spells that reading is found,
-  where a run may be read as a digit the classifier gives at least RUNNER_UP, at the cost of the
-  log-probability gap to the classifier's top digit;
-- the reading with the higher `chain score + weight * log p(reading | line)` is taken.
+not replace the chain, it gives it a second opinion: where its own greedy reading differs from the chain's,
+`digitlab.combine` decides which to believe.
 
 It is trained on made-up photos of numbers (`digitlab.synth`) written with MNIST's training digits, less the
-2,000 the strong model held out, which choose `weight` instead. The benchmark's photos are written with
-MNIST's test digits and stay unseen.
+2,000 the strong model held out, which digitlab.combine and digitlab.verdict are fitted on instead. The
+benchmark's photos are written with MNIST's test digits and stay unseen.
 """
 
 from __future__ import annotations
@@ -25,7 +21,6 @@ import functools
 import io
 import json
 import multiprocessing
-import re
 import sys
 import time
 from pathlib import Path
@@ -39,12 +34,12 @@ from scipy import ndimage
 from torch import nn
 
 from digitlab.engine import one_torch_thread
+from digitlab.fileio import atomic_write_text
 from digitlab.segment import Layout
 
 HEIGHT = 32  # the strip's height; each of the net's columns is 4 px of it wide
 MIN_WIDTH, MAX_WIDTH = 16, 400
 BLANK = 10
-RUNNER_UP = 0.02  # the spelled chain may read a run as any digit the classifier gives at least this
 
 
 class LineNet(nn.Module):
@@ -121,11 +116,10 @@ def log_likelihood(columns: list[np.ndarray], texts: list[str]) -> np.ndarray:
 
 
 class LineReader:
-    """Reads layouts' strips: (greedy texts, per strip its columns' log-probabilities). `weight` is how much
-    its log p counts next to the chain's score."""
+    """Reads layouts' strips: (greedy texts, per strip its columns' log-probabilities)."""
 
-    def __init__(self, net: LineNet, weight: float) -> None:
-        self.net, self.weight = net.eval(), weight
+    def __init__(self, net: LineNet) -> None:
+        self.net = net.eval()
 
     def __call__(self, layouts: list[Layout]) -> tuple[list[str], list[np.ndarray]]:
         if not layouts:
@@ -139,7 +133,7 @@ class LineReader:
 
 @functools.cache
 def shipped() -> LineReader | None:
-    """The shipped reader (digitlab/weights/line.safetensors, its weight in line.json), or None without one."""
+    """The shipped reader (digitlab/weights/line.safetensors), or None without one."""
     from digitlab.models import shipped_weights
 
     weights = shipped_weights("line")
@@ -147,7 +141,7 @@ def shipped() -> LineReader | None:
         return None
     net = LineNet()
     net.load_state_dict(load_file(str(weights)))
-    return LineReader(net, float(json.loads(weights.with_suffix(".json").read_text())["weight"]))
+    return LineReader(net)
 
 
 # ------------------------------------------------------------------------------------------ fitting
@@ -155,7 +149,7 @@ def shipped() -> LineReader | None:
 
 def training_digits(held_out: bool) -> tuple[np.ndarray, np.ndarray]:
     """MNIST's training digits less the strong model's 2,000 held-out ones, or (held_out) only those: what
-    the line reader trains on, and what its weight and digitlab.verdict are fitted on."""
+    the line reader trains on, and what digitlab.combine and digitlab.verdict are fitted on."""
     from digitlab.data import split_validation
     from digitlab.data.idx import load_idx_split
 
@@ -225,69 +219,27 @@ def train(examples: list[tuple[np.ndarray, str]], epochs: int, seed: int, batch_
     return net.eval()
 
 
-WEIGHTS = (0.0, 1.0, 2.0, 4.0, 8.0, 16.0)
-
-
-def choose_weight(net: LineNet, model: str, seed: int, per_length: int) -> dict[float, float]:
-    """Exact numbers (nothing refused) per candidate weight, on photos of the held-out digits, lengths 1-6."""
-    from digitlab.engine import load_engine
-    from digitlab.read import found, second_opinion
-    from digitlab.synth import number_photo
-
-    engine, mnist, reader = load_engine(model), training_digits(held_out=True), LineReader(net, 0.0)
-    right = dict.fromkeys(WEIGHTS, 0)
-    pictures = [number_photo(mnist, np.random.default_rng([2000 + seed, n, k]), n)
-                for n in range(1, 7) for k in range(per_length)]
-    for a in range(0, len(pictures), 50):
-        part = pictures[a:a + 50]
-        finds = found(engine, [p for p, _ in part], line=None)
-        texts, columns = reader([f.layout for f in finds])
-        for f, text, c, (_, truth) in zip(finds, texts, columns, part, strict=True):
-            for w in WEIGHTS:
-                labels = second_opinion(f, text, c, w)[1] if f.chain else []
-                right[w] += "".join(map(str, labels)) == truth
-    return {w: right[w] / len(pictures) for w in WEIGHTS}
-
-
 def main(argv: list[str] | None = None) -> int:
-    from digitlab.fileio import atomic_write_text
-
     parser = argparse.ArgumentParser(prog="python -m digitlab.line", description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="src/digitlab/weights/line")
-    parser.add_argument("--model", default="strong", help="the classifier whose chain the weight is chosen with")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--per-length", type=int, default=6000, help="photos per number length (1-8) to train on")
     parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--choose-on", type=int, default=500, help="photos per length (1-6) to choose the weight on")
-    parser.add_argument("--choose-only", action="store_true", help="keep OUT.safetensors, only choose the weight")
     args = parser.parse_args(argv)
     began = time.perf_counter()
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    record = json.loads(out.with_suffix(".json").read_text()) if args.choose_only else {}
-    if args.choose_only:
-        net = LineNet()
-        net.load_state_dict(load_file(str(out.with_suffix(".safetensors"))))
-    else:
-        examples = strips(args.seed, args.per_length)
-        print(f"{len(examples)} strips in {time.perf_counter() - began:.0f} s", file=sys.stderr)
-        net = train(examples, args.epochs, args.seed)
-        tmp = out.with_name(out.name + ".safetensors.tmp")
-        save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp))
-        tmp.replace(out.with_suffix(".safetensors"))
-        record = {"command": f"python -m digitlab.line --model {args.model} --seed {args.seed} --per-length "
-                             f"{args.per_length} --epochs {args.epochs} --choose-on {args.choose_on}",
-                  "reproduce": "make weights-line", "seed": args.seed, "strips": len(examples),
-                  "training_seconds": round(time.perf_counter() - began, 1)}
-    exact = choose_weight(net, args.model, args.seed, args.choose_on)
-    # Ties go to the smallest weight: the reader overrules the chain no more than it must.
-    weight = max(WEIGHTS, key=lambda w: (round(exact[w], 6), -w))
-    # --choose-only gives what the whole command with this --choose-on gives: the training does not use it.
-    record["command"] = re.sub(r"--choose-on \d+", f"--choose-on {args.choose_on}", record["command"])
-    record.update(weight=weight, choose_photos=6 * args.choose_on,
-                  exact_by_weight={str(w): round(v, 4) for w, v in exact.items()})
+    examples = strips(args.seed, args.per_length)
+    print(f"{len(examples)} strips in {time.perf_counter() - began:.0f} s", file=sys.stderr)
+    net = train(examples, args.epochs, args.seed)
+    tmp = out.with_name(out.name + ".safetensors.tmp")
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp))
+    tmp.replace(out.with_suffix(".safetensors"))
+    record = {"command": f"python -m digitlab.line --seed {args.seed} --per-length {args.per_length} "
+                         f"--epochs {args.epochs}",
+              "reproduce": "make weights-line", "seed": args.seed, "strips": len(examples),
+              "training_seconds": round(time.perf_counter() - began, 1)}
     atomic_write_text(out.with_suffix(".json"), json.dumps(record, indent=2) + "\n")
-    print(json.dumps(record["exact_by_weight"]), f"-> weight {weight}", file=sys.stderr)
     return 0
 
 

@@ -15,7 +15,7 @@ candidate of every picture goes through the shared `to_mnist` and then the model
 candidates, covering all the ink left to right (specks may be left out), that scores best: how well the model
 reads each, a small checker of "exactly one whole digit?", and the not-a-digit check (`digitlab.chain`).
 A second reader that reads the whole line without cutting it (`digitlab.line`) may overrule that chain with
-another one that spells its own reading, when the two together like it better (`second_opinion`).
+another one that spells its own reading, when `digitlab.combine`'s regression believes it.
 Whether the chain is a number at all is `digitlab.verdict`'s call, one learned score over all its digits. A
 picture with no ink reads as "" ("blank"); one where a digit is not recognised reads as "" ("not a digit");
 `accept_all=True` turns refusing off.
@@ -29,10 +29,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from digitlab.chain import Scores, best_chain, chain_scores, spelled
+from digitlab.chain import best_chain, chain_scores
+from digitlab.combine import Combiner, second_opinion
+from digitlab.combine import shipped as shipped_combiner
 from digitlab.data.images import open_image, to_mnist
 from digitlab.engine import Engine
-from digitlab.line import RUNNER_UP, LineReader, log_likelihood
+from digitlab.line import LineReader
 from digitlab.line import shipped as shipped_line
 from digitlab.refuse import margins
 from digitlab.segment import Layout, Piece, segment
@@ -113,9 +115,11 @@ class Found:
         return summary(self.digitness[self.chain], self.scores[self.chain], self.confidences, self.line)
 
 
-def found(engine: Engine, images: list, line: LineReader | str | None = "shipped") -> list[Found]:
+def found(engine: Engine, images: list, line: LineReader | str | None = "shipped",
+          combiner: Combiner | None = None) -> list[Found]:
     """Segment the pictures, read every candidate of all of them in one batch, find each best chain, and ask
-    the line reader (`line`; see read_pictures) for its second opinion."""
+    the line reader (`line`; see read_pictures) for its second opinion, weighed by `combiner` (None: the
+    shipped one, digitlab.combine)."""
     pictures = [open_image(p) if isinstance(p, (str, bytes)) or hasattr(p, "__fspath__") else p for p in images]
     layouts = [segment(p) for p in pictures]
     crops: list[np.ndarray] = []
@@ -145,33 +149,12 @@ def found(engine: Engine, images: list, line: LineReader | str | None = "shipped
     # A 28x28 picture is one digit as `predict` reads it: nothing for a line reader to add.
     asked = [f for f, p in zip(out, pictures, strict=True) if f.chain and _size(p) != (28, 28)]
     if reader is not None and asked:
+        combiner = combiner or shipped_combiner()
         texts, columns = reader([f.layout for f in asked])
         for f, text, c in zip(asked, texts, columns, strict=True):
-            f.chain, f.labels, logp, differs = second_opinion(f, text, c, reader.weight)
+            f.chain, f.labels, logp, differs = second_opinion(f, text, c, combiner)
             f.line = (logp, differs)
     return out
-
-
-def second_opinion(f: Found, text: str, columns: np.ndarray, weight: float) -> tuple[list[int], list[int], float, bool]:
-    """(chain, labels, line log p of the reading, whether the line reader's own reading differs).
-
-    The chain's reading stands unless the best chain spelling the line reader's reading `text` scores higher
-    with `weight * log p(reading | line)` added to both. That chain may read a run as any digit the classifier
-    gives at least RUNNER_UP, at the log-probability gap to its top digit: the reader often hears the digit
-    the classifier put second (a 7 read as 1 at 60%, 7 at 35%).
-    """
-    ours = f.number
-    if text == ours or not text:  # most pictures: nothing to weigh, no chain to spell
-        return f.chain, f.labels, float(log_likelihood([columns], [ours])[0]), text != ours
-    logp = np.log(np.maximum(f.probs, 1e-12))
-    costs = np.where(f.probs >= RUNNER_UP, logp - logp.max(1, keepdims=True), -np.inf)
-    scores = Scores(f.scores, f.skips)
-    # The chain's own reading spelled with these costs is the chain itself (its labels cost 0): its total score.
-    base, other = spelled(f.layout, scores, ours, costs), spelled(f.layout, scores, text, costs)
-    ll = log_likelihood([columns, columns], [ours, text])
-    if base is not None and other is not None and other[1] + weight * ll[1] > base[1] + weight * ll[0]:
-        return other[0], [int(d) for d in text], float(ll[1]), False
-    return f.chain, f.labels, float(ll[0]), True
 
 
 def _size(picture: Image.Image | np.ndarray) -> tuple[int, int]:
