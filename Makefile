@@ -53,7 +53,8 @@ weights-line: $(STAMP)
 	$(BIN)/python -m digitlab.line --seed 0 --per-length 6000 --epochs 10 --out src/digitlab/weights/line
 
 # When the chain and the line reader disagree, which to believe (digitlab/combine.py): a regression fitted on
-# 6,000 photos of the strong model's held-out digits (~5 min). After weights-chain and weights-line.
+# 4,500 photos of the strong model's held-out digits and reported on 1,500 more (~7 min). After weights-chain
+# and weights-line.
 weights-combine: $(STAMP)
 	$(BIN)/python -m digitlab.combine --model strong --seed 0 --per-length 1000 --out src/digitlab/weights/combine.json
 

@@ -1,6 +1,6 @@
 """Two readers, one reading: when the chain and the line reader disagree, which one to believe.
 
-    python -m digitlab.combine        # refit digitlab/weights/combine.json (make weights-combine, ~6 min on 2 cores)
+    python -m digitlab.combine        # refit digitlab/weights/combine.json (make weights-combine, ~7 min on 2 cores)
 
 `digitlab.read` reads a number twice: the chain of cut-out digits (`digitlab.chain`) and the line reader that
 reads the whole strip of ink without cutting it (`digitlab.line`). Mostly they agree. When they do not, the
@@ -76,14 +76,14 @@ def disagreement(f: Found, text: str, columns: np.ndarray
                  ) -> tuple[np.ndarray | None, list[int] | None, np.ndarray]:
     """For a line reading `text` other than the chain's: (FEATURES row or None when no chain spells `text`,
     that chain, the line log p of [the chain's reading, text])."""
+    ll = log_likelihood([columns, columns], [f.number, text])
     if abs(len(text) - len(f.number)) > MOST_DIGITS_APART:
-        return None, None, log_likelihood([columns, columns], [f.number, text])
+        return None, None, ll
     logp = np.log(np.maximum(f.probs, 1e-12))
     costs = np.maximum(logp - logp.max(1, keepdims=True), COST_FLOOR)
     scores = Scores(f.scores, f.skips)
     # The chain's own reading spelled with these costs is the chain itself (its labels cost 0): its total score.
     base, other = spelled(f.layout, scores, f.number, costs), spelled(f.layout, scores, text, costs)
-    ll = log_likelihood([columns, columns], [f.number, text])
     if base is None or other is None:
         return None, None, ll
     return features(base[1], other[1], float(ll[0]), float(ll[1]), len(text) != len(f.number)), other[0], ll
