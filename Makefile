@@ -64,12 +64,14 @@ weights-combine: $(STAMP)
 weights-verdict: $(STAMP)
 	$(BIN)/python -m digitlab.verdict --out src/digitlab/weights/verdict.json
 
-# The "is this a digit?" check that `read` and `predict` refuse non-digits with (digitlab.refuse, 10-20 min here);
-# refuse.json records the threshold and the validation numbers.
+# The "is this a digit?" checks (digitlab.refuse, 10-20 min each here): refuse for whole pictures (`predict`,
+# /api/predict), refuse_pieces for the pieces `read` cuts out; each NAME.json records the threshold and the
+# validation numbers. Then weights-chain, weights-combine and weights-verdict, which learn from its margins.
 weights-refuse: $(STAMP)
 	$(BIN)/python -m digitlab.refuse --out runs/weights-refuse --seed 0
-	cp runs/weights-refuse/refuse.safetensors src/digitlab/weights/refuse.safetensors
-	cp runs/weights-refuse/refuse.json src/digitlab/weights/refuse.json
+	$(BIN)/python -m digitlab.refuse --pieces --out runs/weights-refuse --seed 0
+	cp runs/weights-refuse/refuse.safetensors runs/weights-refuse/refuse.json src/digitlab/weights/
+	cp runs/weights-refuse/refuse_pieces.safetensors runs/weights-refuse/refuse_pieces.json src/digitlab/weights/
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/train_speed.py

@@ -164,3 +164,47 @@ def test_the_training_pictures_cache_is_redrawn_when_the_drawing_code_changes(tm
     edited.write_text(Path(images.__file__).read_text() + "\nTHIN = 1.0\n")
     monkeypatch.setattr(images, "__file__", str(edited))
     assert refuse._drawing_code() != before
+
+
+def test_the_cut_pools_hold_whole_digits_cut_from_numbers_and_pieces_of_non_digits(
+        mnist_test: tuple[torch.Tensor, torch.Tensor]) -> None:
+    # The check is asked about what read cuts out of a photo; these pools are how it learns what that looks
+    # like. Every positive must be a whole digit the shipped model reads as one (not a fragment or a pair).
+    from digitlab.engine import load_engine
+    from digitlab.refuse import _cut_pools
+
+    images, labels = (t[:300].numpy() for t in mnist_test)
+    neg, pos = _cut_pools((images, labels), seed=3, numbers=6, non_digits=4)
+    assert pos.dtype == neg.dtype == np.uint8 and pos.shape[1:] == neg.shape[1:] == (28, 28)
+    # 1 + 2 + ... + 6 = 21 digits; one digit may be cut two ways that both cover it (with a speck or without).
+    assert 15 <= len(pos) <= 42
+    assert 1 <= len(neg) <= 16  # at most four pieces of each non-digit
+    engine = load_engine("strong")
+    top = engine.probabilities(torch.from_numpy(pos)).max(1).values
+    assert float(top.median()) > 0.9
+    # One stroke cut out of a drawing is a fair 1; taught otherwise, the check refused a straight 1.
+    assert not (engine.logits(torch.from_numpy(neg)).argmax(1) == 1).any()
+    again = _cut_pools((images, labels), seed=3, numbers=6, non_digits=4)
+    assert np.array_equal(again[1], pos) and np.array_equal(again[0], neg)  # seeded: a refit draws the same
+
+
+@pytest.mark.mnist
+def test_read_asks_the_check_for_pieces_which_accepts_digits_cut_from_numbers(
+        mnist_test: tuple[torch.Tensor, torch.Tensor], monkeypatch: pytest.MonkeyPatch) -> None:
+    # The check for whole pictures refused 3.3% of digits cut out of photos of numbers (refuse_pieces.json:
+    # 0.5%), and read then refused numbers it had read right. Digits it never trained on: MNIST test.
+    from digitlab import read
+    from digitlab.engine import load_engine
+    from digitlab.refuse import _cut_pools, margins
+
+    images, labels = (t[:2000].numpy() for t in mnist_test)
+    neg, pos = _cut_pools((images, labels), seed=9, numbers=90, non_digits=40)
+    assert len(pos) >= 300
+    assert np.mean(margins(pos, pieces=True) >= 0) >= 0.98
+    assert np.mean(margins(neg, pieces=True) < 0) >= 0.4  # pieces of letters and scribbles: 64% at validation
+    assert not np.array_equal(margins(pos[:20], pieces=True), margins(pos[:20]))  # two checks, not one
+
+    asked = []
+    monkeypatch.setattr(read, "margins", lambda crops, pieces=False: asked.append(pieces) or margins(crops, pieces))
+    read.read_pictures(load_engine("strong"), [images[0]], line=None)
+    assert asked == [True, False]  # every candidate as a piece; then the lone digit as a whole picture too

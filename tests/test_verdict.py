@@ -32,6 +32,14 @@ def test_summary_of_a_reading() -> None:
                      strict=True))
     assert heard["line reader: log p of the reading / 5"] == -2.0 and heard["line reader reads it otherwise"] == 1
     assert heard["line reader not asked"] == 0
+    # The check for whole pictures speaks for a digit alone (capped like the other margins), never for a
+    # digit among others; not given, the margin of the check for pieces stands in.
+    assert alone["one digit: whole-picture check margin"] == 2
+    both = dict(zip(SUMMARY, summary(np.array([2.0]), np.array([-5.0]), np.array([0.9]), whole=9.0).tolist(),
+                    strict=True))
+    assert both["one digit: whole-picture check margin"] == 6.0 and both["one digit: check margin"] == 2
+    assert named["one digit: whole-picture check margin"] == 0
+    assert summary(np.array([3.0, -9.0]), np.array([40.0, -2.0]), np.array([0.99, 0.5]), whole=5.0)[-1] == 0
     with pytest.raises(ValueError):
         summary(np.zeros(0), np.zeros(0), np.zeros(0))
 

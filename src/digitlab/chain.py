@@ -266,7 +266,7 @@ def photos(engine, mnist, seed: int, per_length: int, lengths: range) -> list[tu
             if layout.candidates:
                 crops = np.stack([to_mnist(layout.crop(layout.piece(i, j))) for i, j in layout.candidates])
                 logits = engine.logits(torch.from_numpy(crops)).float().numpy()
-                out.append((layout, crops, logits, number, info["columns"], margins(crops)))
+                out.append((layout, crops, logits, number, info["columns"], margins(crops, pieces=True)))
     return out
 
 

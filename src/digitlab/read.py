@@ -112,7 +112,8 @@ class Found:
 
     def summary(self) -> np.ndarray:
         """The chain's row of digitlab.verdict's SUMMARY: what `read` judges it by and the verdict is fitted on."""
-        return summary(self.digitness[self.chain], self.scores[self.chain], self.confidences, self.line)
+        whole = float(margins(self.crops[self.chain])[0]) if len(self.chain) == 1 else None
+        return summary(self.digitness[self.chain], self.scores[self.chain], self.confidences, self.line, whole)
 
 
 def found(engine: Engine, images: list, line: LineReader | str | None = "shipped",
@@ -136,7 +137,7 @@ def found(engine: Engine, images: list, line: LineReader | str | None = "shipped
     probs = np.exp(scaled - scaled.max(1, keepdims=True)) if len(scaled) else scaled
     probs /= np.maximum(probs.sum(1, keepdims=True), 1e-30)
     # The not-a-digit check scores every candidate, even with accept_all: it also helps choose the chain.
-    digitness = margins(batch)
+    digitness = margins(batch, pieces=True)
     out, start = [], 0
     for layout, score in zip(layouts, chain_scores(layouts, batch, logits, engine.temperature, digitness),
                              strict=True):

@@ -12,8 +12,8 @@ they refused 1.5% of numbers read right, and loosening the score rule let non-di
 
 Here a logistic regression over a summary of the reading (SUMMARY: how many digits; the check's weakest and
 mean margin; for several digits, the chain's weakest and mean score; the weakest calibrated probability; for
-one digit alone, its margin again) says how likely the reading is of a real number. It is fitted on made-up
-photos that the benchmark never shows:
+one digit alone, its margin again and that of the check for whole pictures) says how likely the reading is
+of a real number. It is fitted on made-up photos that the benchmark never shows:
 - numbers: digitlab.synth photos of 1-8 digits written with the 2,000 MNIST *training* digits the strong
   model held out for validation (it never trained on them, so they read like unseen digits, not like the
   digits it learned), and those digits alone at 28x28, as `predict` reads them; only readings that are right
@@ -42,7 +42,7 @@ import torch.nn.functional as F
 SUMMARY = ("bias", "one digit", "log digits", "weakest check margin", "mean check margin",
            "weakest chain score / 5 (several digits)", "mean chain score / 5 (several digits)", "weakest log p",
            "one digit: check margin", "line reader: log p of the reading / 5", "line reader reads it otherwise",
-           "line reader not asked")
+           "line reader not asked", "one digit: whole-picture check margin")
 # One wild value (a -40 chain score, a line log p of -60 for a scribble) must not decide alone.
 CAP, SCORE_CAP, LOGP_FLOOR, LINE_FLOOR = 6.0, 15.0, -3.0, -10.0
 QUANTILE = 0.0075
@@ -55,25 +55,31 @@ class Verdict:
     score: float  # the regression's logit less the threshold: >= 0 for a number
 
 
-def summary(margins: np.ndarray, scores: np.ndarray, top: np.ndarray, line: tuple[float, bool] | None = None
-            ) -> np.ndarray:
+def summary(margins: np.ndarray, scores: np.ndarray, top: np.ndarray, line: tuple[float, bool] | None = None,
+            whole: float | None = None) -> np.ndarray:
     """One row of SUMMARY for a reading: per digit, the check's margin, the chain's score, the probability of
     its label; and the line reader's (digitlab.line) log p of the whole reading and whether it reads it
     otherwise (`line` None: not asked, as for a 28x28 picture; its own term then carries what the reader would
-    have said, so a 28x28 digit does not pass for one the reader is sure of)."""
+    have said, so a 28x28 digit does not pass for one the reader is sure of). `whole`: for one digit alone,
+    the margin of digitlab.refuse's check for whole pictures (`margins` are those of the check for pieces;
+    None: the same)."""
     if len(margins) == 0:
         raise ValueError("a reading with no digits has nothing to judge")
     m = np.clip(np.asarray(margins, np.float64), -CAP, CAP)
     s = np.clip(np.asarray(scores, np.float64), -SCORE_CAP, SCORE_CAP) / 5
     logp = np.maximum(np.log(np.maximum(np.asarray(top, np.float64), 1e-12)), LOGP_FLOOR)
     one = float(len(m) == 1)
+    # One digit alone is (specks aside) all the ink there is, a whole picture as much as a piece cut out of
+    # one, so the check for whole pictures has its say too: the check for pieces, which learned from pieces
+    # of drawings, is less sure of a ruler-straight 1 drawn on the canvas, and the verdict refused it.
     # One digit alone: the chain had nothing to choose, and its checker (trained on photos of MNIST digits)
     # scored a ruler-straight 1 drawn on a canvas at -12 before it trained with other pens, and still scores
     # thin clean strokes low. The check and the probability judge it alone.
     several = 1.0 - one
     return np.array([1.0, one, np.log(len(m)), m.min(), m.mean(), several * s.min(), several * s.mean(),
                      logp.min(), one * m.min(), 0.0 if line is None else max(float(line[0]), LINE_FLOOR) / 5,
-                     0.0 if line is None else float(line[1]), float(line is None)], np.float32)
+                     0.0 if line is None else float(line[1]), float(line is None),
+                     one * (m.min() if whole is None else float(np.clip(whole, -CAP, CAP)))], np.float32)
 
 
 @functools.cache
