@@ -147,15 +147,22 @@ def shipped() -> LineReader | None:
 # ------------------------------------------------------------------------------------------ fitting
 
 
+def strong_split(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of MNIST's n training digits the strong model trained on, and of the 2,000 it held out."""
+    from digitlab.data import split_validation
+
+    train, held = split_validation(n, 2000, 0)  # strong.json: val_size 2000, seed 0
+    return train.numpy(), held.numpy()
+
+
 def training_digits(held_out: bool) -> tuple[np.ndarray, np.ndarray]:
     """MNIST's training digits less the strong model's 2,000 held-out ones, or (held_out) only those: what
     the line reader trains on, and what digitlab.combine and digitlab.verdict are fitted on."""
-    from digitlab.data import split_validation
     from digitlab.data.idx import load_idx_split
 
     images, labels = (t.numpy() for t in load_idx_split("data/mnist", "train"))
-    train, held = split_validation(len(images), 2000, 0)  # strong.json: val_size 2000, seed 0
-    at = (held if held_out else train).numpy()
+    train, held = strong_split(len(images))
+    at = held if held_out else train
     return images[at], labels[at]
 
 

@@ -100,6 +100,7 @@ class Found:
     skips: np.ndarray  # (slices,) each slice's score for being left out (-inf: never)
     labels: list[int] = field(default_factory=list)  # the digit each of the chain's candidates is read as
     line: tuple[float, bool] | None = None  # the line reader's log p of the reading, whether it reads otherwise
+    whole: float | None = None  # a digit alone: the whole-picture check's margin (digitlab.refuse)
 
     @property
     def number(self) -> str:
@@ -112,8 +113,8 @@ class Found:
 
     def summary(self) -> np.ndarray:
         """The chain's row of digitlab.verdict's SUMMARY: what `read` judges it by and the verdict is fitted on."""
-        whole = float(margins(self.crops[self.chain])[0]) if len(self.chain) == 1 else None
-        return summary(self.digitness[self.chain], self.scores[self.chain], self.confidences, self.line, whole)
+        return summary(self.digitness[self.chain], self.scores[self.chain], self.confidences, self.line,
+                       self.whole)
 
 
 def found(engine: Engine, images: list, line: LineReader | str | None = "shipped",
@@ -155,6 +156,11 @@ def found(engine: Engine, images: list, line: LineReader | str | None = "shipped
         for f, text, c in zip(asked, texts, columns, strict=True):
             f.chain, f.labels, logp, differs = second_opinion(f, text, c, combiner)
             f.line = (logp, differs)
+    # A digit alone is also judged as a whole picture (digitlab.verdict), all of them in one call.
+    alone = [f for f in out if len(f.chain) == 1]
+    if alone:
+        for f, m in zip(alone, margins(np.stack([f.crops[f.chain[0]] for f in alone])), strict=True):
+            f.whole = float(m)
     return out
 
 

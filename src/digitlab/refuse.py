@@ -212,9 +212,9 @@ def train(out: str | Path, seed: int = 0, steps: int = 3000, negatives: int = 20
     write out/NAME.safetensors + NAME.json (NAME: refuse or refuse_pieces)."""
     from safetensors.torch import save_file
 
-    from digitlab.data import split_validation
     from digitlab.data.augment import handwriting
     from digitlab.data.idx import load_idx_split
+    from digitlab.line import strong_split
     from digitlab.refuse_negatives import KINDS
 
     began = time.perf_counter()
@@ -226,7 +226,7 @@ def train(out: str | Path, seed: int = 0, steps: int = 3000, negatives: int = 20
     # digitlab.verdict and digitlab.combine are fitted on: their margins there must be those of unseen digits.
     writing = np.ones(len(images), bool)
     writing[order[:5000]] = False
-    writing[split_validation(len(images), 2000, 0)[1].numpy()] = False  # strong.json: val_size 2000, seed 0
+    writing[strong_split(len(images))[1]] = False
     # The drawn pictures take minutes; a second run with the same seed, sizes and drawing code reuses them.
     cut = f"cut{cut_numbers}-{cut_non_digits}-" if pieces else ""
     cache = Path(out) / f"pools-{seed}-{negatives}-{photos}-{cut}{_drawing_code()}.npz"

@@ -69,12 +69,11 @@ def summary(margins: np.ndarray, scores: np.ndarray, top: np.ndarray, line: tupl
     s = np.clip(np.asarray(scores, np.float64), -SCORE_CAP, SCORE_CAP) / 5
     logp = np.maximum(np.log(np.maximum(np.asarray(top, np.float64), 1e-12)), LOGP_FLOOR)
     one = float(len(m) == 1)
-    # One digit alone is (specks aside) all the ink there is, a whole picture as much as a piece cut out of
-    # one, so the check for whole pictures has its say too: the check for pieces, which learned from pieces
-    # of drawings, is less sure of a ruler-straight 1 drawn on the canvas, and the verdict refused it.
     # One digit alone: the chain had nothing to choose, and its checker (trained on photos of MNIST digits)
     # scored a ruler-straight 1 drawn on a canvas at -12 before it trained with other pens, and still scores
-    # thin clean strokes low. The check and the probability judge it alone.
+    # thin clean strokes low. The check and the probability judge it alone; and since it is (specks aside)
+    # all the ink there is, a whole picture as much as a piece, the check for whole pictures has its say too:
+    # the check for pieces, which learned from pieces of drawings, is less sure of a ruler-straight 1.
     several = 1.0 - one
     return np.array([1.0, one, np.log(len(m)), m.min(), m.mean(), several * s.min(), several * s.mean(),
                      logp.min(), one * m.min(), 0.0 if line is None else max(float(line[0]), LINE_FLOOR) / 5,
