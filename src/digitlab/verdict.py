@@ -93,10 +93,10 @@ def shipped() -> tuple[np.ndarray, float]:
 
 
 def judge(margins: np.ndarray, scores: np.ndarray, top: np.ndarray, line: tuple[float, bool] | None = None,
-          fitted: tuple[np.ndarray, float] | None = None) -> Verdict:
+          fitted: tuple[np.ndarray, float] | None = None, whole: float | None = None) -> Verdict:
     """Whether a reading (its digits' check margins, chain scores and label probabilities, the line reader's
-    opinion) is of a number."""
-    return judged(summary(margins, scores, top, line), fitted)
+    opinion; for a digit alone, the whole-picture check's margin, as in `summary`) is of a number."""
+    return judged(summary(margins, scores, top, line, whole), fitted)
 
 
 def judged(row: np.ndarray, fitted: tuple[np.ndarray, float] | None = None) -> Verdict:
