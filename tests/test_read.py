@@ -220,6 +220,27 @@ def test_a_dash_is_not_a_digit(engine: TorchEngine) -> None:
     assert read_picture(engine, dash, accept_all=True).number != ""
 
 
+# A thin pen's flagged or slanted 1 alone is refused today: both checks give it a margin of ~2 (a clean
+# MNIST 1: 4-6) and the verdict asks more of a digit alone. Known, reported in the README (stop 32); strict,
+# so that the day it is read this mark has to go.
+THIN_ONES = pytest.mark.xfail(strict=True, reason="a thin pen's lone flagged or slanted 1 is refused (README)")
+
+
+ONES = {"straight": [(100, 30), (100, 170)], "flag": [(85, 50), (100, 30), (100, 170)],
+        "slanted": [(110, 30), (90, 170)], "short": [(100, 60), (100, 140)]}
+
+
+@pytest.mark.parametrize(("kind", "width"), [
+    pytest.param(kind, width, id=f"{kind}-{width}px",
+                 marks=THIN_ONES if width == 4 and kind in ("flag", "slanted") else ())
+    for kind in ONES for width in (4, 8, 14)])
+def test_a_1_drawn_alone_is_read(engine: TorchEngine, kind: str, width: int) -> None:
+    # The commonest 1 of all, one line, perhaps with a flag, alone on a 200x200 picture, pens 4-14 px wide
+    # (the page's pen is ~1/12 of the pad's height). A not-a-digit check trained twice as long doubted the
+    # straight one, and a verdict leaning on it refused it (stop 32, not shipped).
+    assert read_picture(engine, strokes([ONES[kind]], width=width)).number == "1"
+
+
 def test_numbers_drawn_with_a_ruler_straight_1_are_read(engine: TorchEngine) -> None:
     # A 1 drawn as one straight line beside other clean strokes, as on the page's canvas: the chain's checker,
     # trained without other pens, took such thin clean strokes for fragments and every reading was refused.
