@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from digitlab.models import shipped_weights
-from digitlab.verdict import SUMMARY, fit, judge, summary
+from digitlab.verdict import SUMMARY, fit, judge, judged, summary
 
 
 def test_summary_of_a_reading() -> None:
@@ -52,10 +52,32 @@ def test_fit_separates_and_sets_the_threshold_at_the_quantile() -> None:
                          for _ in range(n)])
 
     numbers, others = rows(3.0, 400), rows(-2.0, 400)
-    weights, threshold = fit(numbers, others, quantile=0.05)
-    refused = (numbers @ weights < threshold).mean()
-    assert 0.03 <= refused <= 0.07
-    assert (others @ weights < threshold).mean() > 0.9
+    weights, thresholds = fit(numbers, others, quantile=0.05)
+    # No digit alone among them: both thresholds are the quantile of all.
+    assert thresholds[0] == thresholds[1]
+    refused = np.array([not judged(row, (weights, thresholds)).number for row in numbers])
+    assert 0.03 <= refused.mean() <= 0.07
+    assert np.mean([not judged(row, (weights, thresholds)).number for row in others]) > 0.9
+
+
+def test_a_digit_alone_is_refused_as_often_as_a_longer_number() -> None:
+    # Lone digits whose margins run lower than longer numbers': with one threshold over all, the lone ones
+    # would take nearly all of the refusals. They get their own threshold at the same quantile; longer
+    # numbers keep the shared one, which refuses fewer of them than the quantile.
+    g = np.random.default_rng(1)
+    several = np.stack([summary(g.normal(4.0, 1.0, 3), g.normal(6, 2, 3), np.full(3, 0.97)) for _ in range(600)])
+    alone = np.stack([summary(g.normal(2.0, 1.0, 1), g.normal(0, 1, 1), np.full(1, 0.97)) for _ in range(600)])
+    others = np.stack([summary(g.normal(-2.0, 1.5, k), g.normal(-3, 3, k), np.full(k, 0.8))
+                       for k in g.integers(1, 4, 600)])
+    weights, thresholds = fit(np.concatenate([several, alone]), others, quantile=0.05)
+    assert thresholds[1] < thresholds[0]
+    refused = [np.mean([not judged(row, (weights, thresholds)).number for row in group]) for group in (several, alone)]
+    assert refused[0] <= 0.05 and 0.03 <= refused[1] <= 0.07
+    scores = np.concatenate([several, alone]) @ weights
+    assert thresholds[0] == pytest.approx(np.quantile(scores, 0.05), abs=1e-5)
+    # One shared threshold still works (verdict.json before stop 32 has one).
+    shared = judged(several[0], (weights, float(thresholds[0])))
+    assert shared == judged(several[0], (weights, thresholds))
 
 
 def test_shipped_verdict_judges_whole_readings() -> None:
