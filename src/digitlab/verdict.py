@@ -52,12 +52,13 @@ SUMMARY = ("bias", "one digit", "log digits", "weakest check margin", "mean chec
 CAP, SCORE_CAP, LOGP_FLOOR, LINE_FLOOR = 6.0, 15.0, -3.0, -10.0
 QUANTILE = 0.0075
 L2 = 1e-3
+ONE_DIGIT = SUMMARY.index("one digit")  # the column that tells a digit alone (1) from a longer reading (0)
 
 
 def _threshold(threshold: float | np.ndarray, row: np.ndarray) -> float:
     """A row's threshold: thresholds are (several digits, one digit), or one shared by both."""
     pair = np.broadcast_to(np.asarray(threshold, np.float64), (2,))
-    return float(pair[int(row[SUMMARY.index("one digit")] == 1)])
+    return float(pair[int(row[ONE_DIGIT] == 1)])
 
 
 @dataclass
@@ -186,10 +187,13 @@ def fit(positive: np.ndarray, negative: np.ndarray, quantile: float = QUANTILE) 
 
     optimizer.step(loss)
     weights = np.round(w.detach().numpy(), 5)  # as verdict.json stores them
-    scores, one = positive @ weights, positive[:, SUMMARY.index("one digit")] == 1
+    scores, one = positive @ weights, positive[:, ONE_DIGIT] == 1
     shared = float(np.quantile(scores, quantile))
-    return weights, np.array([round(min(shared, float(np.quantile(scores[group], quantile))) if group.any()
-                                    else shared, 5) for group in (~one, one)])
+
+    def own(group: np.ndarray) -> float:
+        return min(shared, float(np.quantile(scores[group], quantile))) if group.any() else shared
+
+    return weights, np.array([round(own(~one), 5), round(own(one), 5)])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -220,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     held_negatives = len(others[3::4])  # those with no chain at all are refused before the verdict is asked
     refused_pos = np.array([not judged(row, (weights, thresholds)).number for row in held_pos], bool)
     passed_neg = sum(judged(row, (weights, thresholds)).number for row in held_neg)
-    lone = held_pos[:, SUMMARY.index("one digit")] == 1
+    lone = held_pos[:, ONE_DIGIT] == 1
     record = {
         "command": f"python -m digitlab.verdict --model {args.model} --seed {args.seed} --per-length "
                    f"{args.per_length} --singles {args.singles} --non-digits {args.non_digits} "
