@@ -5,6 +5,10 @@
 Numbers of 1-6 MNIST test digits (`--n` per length per seed) and non-digits (`--n / 4` per kind per seed),
 read through `read.found` once: exact (a refusal counts as wrong), exact with nothing refused, and the share
 of non-digits refused. `-v` lists each number read wrong as (truth, reading with nothing refused, reason).
+
+Then other hands (since stop 34): `--n` numbers per length 1-6 written with the validation families of the
+handwriting fonts (`digitlab.data.hands`: fonts nothing trains on), each number in one font, its digits drawn
+from 8 elastically distorted copies of that font's ten so that a repeated digit is not the same picture twice.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from digitlab import read
+from digitlab.data import hands
 from digitlab.data.idx import load_idx_split
 from digitlab.engine import load_engine
 from digitlab.synth import NON_DIGIT_KINDS, non_digit_photo, number_photo
@@ -56,6 +61,28 @@ def main() -> None:
     if args.v:
         for row in wrong:
             print(row)
+    other_hands(engine, args.n, args.v)
+
+
+def other_hands(engine, n: int, verbose: bool) -> None:
+    pools = hands.pools("validation", 8, seed=7)
+    count = len(pools)
+    made = []
+    for length in range(1, 7):
+        g = np.random.default_rng([9, length])
+        made += [number_photo(pools[int(g.integers(count))], np.random.default_rng([9, length, k]), length)
+                 for k in range(n)]
+    exact = accepted = 0
+    for a in range(0, len(made), 20):
+        part = made[a:a + 20]
+        for f, (_, truth) in zip(read.found(engine, [p for p, _ in part]), part, strict=True):
+            reading = read._reading(f, accept_all=False)
+            exact += reading.number == truth
+            accepted += f.number == truth
+            if verbose and reading.number != truth:
+                print(("hands", truth, f.number, reading.reason))
+    print(f"other hands ({count} validation fonts): exact {exact / len(made):.2%}  accept-all "
+          f"{accepted / len(made):.2%} ({len(made)} numbers)")
 
 
 if __name__ == "__main__":

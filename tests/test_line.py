@@ -126,3 +126,13 @@ def test_shipped_line_record_says_how_it_was_made() -> None:
     record = json.loads(shipped_weights("line").with_suffix(".json").read_text())
     assert record["command"].startswith("python -m digitlab.line") and record["reproduce"] == "make weights-line"
     assert f"--seed {record['seed']}" in record["command"] and record["strips"] >= 10_000
+
+
+def test_strips_written_in_other_hands_follow_the_mnist_ones() -> None:
+    made = line.strips(3, 2, lengths=range(2, 4), hands=2)
+    assert [len(number) for _, number in made] == [2, 2, 3, 3, 2, 2, 3, 3]
+    assert all(s.dtype == np.uint8 and s.shape[0] == line.HEIGHT and s.max() > 128 for s, _ in made)
+    # The MNIST strips are the same with or without other hands, so adding them changes no earlier strip.
+    alone = line.strips(3, 2, lengths=range(2, 4))
+    assert all(np.array_equal(a, b) and n == m for (a, n), (b, m) in zip(alone, made[:4], strict=True))
+    assert not any(np.array_equal(a, b) for (a, _), (b, _) in zip(made[:4], made[4:], strict=True))

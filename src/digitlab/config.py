@@ -51,6 +51,8 @@ class TrainConfig:
     handwriting: bool | None = option(None, "vary stroke width, blur, resolution and contrast as other pens "
                                             "and scans do, and break strokes as skipping pens and light "
                                             "pencils do (default: on for strong and vgg)")
+    hands: int = option(0, "also train on the handwriting fonts' digits (data/hands, training families), N "
+                             "elastically distorted copies of each (0: MNIST alone)", metavar="N")
     limit: int | None = option(None, "train on the first N images only (quick checks)")
     sync_bn: bool = option(False, "SyncBatchNorm across processes")
     quiet: bool = option(False, "print nothing but errors")
@@ -173,7 +175,7 @@ def small_set_augments(recipe: Any, train_images: int | None, limit: int | None)
 def check(cfg: TrainConfig) -> None:
     """Refuse option values no run can use, before anything is loaded or written."""
     for name, low in (("epochs", 1), ("batch_size", 1), ("val_size", 0), ("log_every", 1),
-                      ("checkpoint_every", 0), ("limit", 1)):
+                      ("checkpoint_every", 0), ("limit", 1), ("hands", 0)):
         value = getattr(cfg, name)
         if value is not None and value < low:
             raise DigitlabError(f"{flag(name)} must be at least {low}, got {value}")

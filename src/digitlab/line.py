@@ -167,26 +167,39 @@ def training_digits(held_out: bool) -> tuple[np.ndarray, np.ndarray]:
 
 
 _MNIST: tuple[np.ndarray, np.ndarray] | None = None
+_HANDS: list[tuple[np.ndarray, np.ndarray]] | None = None
 
 
-def _strips_of(job: tuple[int, int, int, int]) -> list[tuple[np.ndarray, str]]:
-    global _MNIST
+def _strips_of(job: tuple[int, int, int, int, bool]) -> list[tuple[np.ndarray, str]]:
+    global _MNIST, _HANDS
     from digitlab.segment import segment
     from digitlab.synth import number_photo
 
-    if _MNIST is None:
+    seed, length, start, stop, other_hands = job
+    if other_hands and _HANDS is None:
+        from digitlab.data import hands
+
+        _HANDS = hands.pools("train", 8, seed=seed)
+    if not other_hands and _MNIST is None:
         _MNIST = training_digits(held_out=False)
-    seed, length, start, stop = job
     out = []
     for k in range(start, stop):
-        photo, number = number_photo(_MNIST, np.random.default_rng([1000 + seed, length, k]), length)
+        if other_hands:  # one training font per number
+            g = np.random.default_rng([2000 + seed, length, k])
+            photo, number = number_photo(_HANDS[int(g.integers(len(_HANDS)))], g, length)
+        else:
+            photo, number = number_photo(_MNIST, np.random.default_rng([1000 + seed, length, k]), length)
         out.append((line_image(segment(Image.open(io.BytesIO(photo)))), number))
     return out
 
 
-def strips(seed: int, per_length: int, lengths: range = range(1, 9)) -> list[tuple[np.ndarray, str]]:
-    """(strip, number) of made-up photos, generated on two processes."""
-    jobs = [(seed, n, a, min(a + 250, per_length)) for n in lengths for a in range(0, per_length, 250)]
+def strips(seed: int, per_length: int, lengths: range = range(1, 9), hands: int = 0
+           ) -> list[tuple[np.ndarray, str]]:
+    """(strip, number) of made-up photos, generated on two processes: `per_length` per length written with
+    MNIST's digits, then `hands` per length written with the training fonts' (digitlab.data.hands)."""
+    jobs = [(seed, n, a, min(a + 250, count), other)
+            for count, other in ((per_length, False), (hands, True))
+            for n in lengths for a in range(0, count, 250)]
     with multiprocessing.get_context("spawn").Pool(2) as pool:
         return [s for part in pool.imap(_strips_of, jobs) for s in part]
 
@@ -232,18 +245,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--per-length", type=int, default=6000, help="photos per number length (1-8) to train on")
     parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--hands", type=int, default=0,
+                        help="photos per length written with the handwriting fonts' digits, added to those")
     args = parser.parse_args(argv)
     began = time.perf_counter()
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    examples = strips(args.seed, args.per_length)
+    examples = strips(args.seed, args.per_length, hands=args.hands)
     print(f"{len(examples)} strips in {time.perf_counter() - began:.0f} s", file=sys.stderr)
     net = train(examples, args.epochs, args.seed)
     tmp = out.with_name(out.name + ".safetensors.tmp")
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp))
     tmp.replace(out.with_suffix(".safetensors"))
     record = {"command": f"python -m digitlab.line --seed {args.seed} --per-length {args.per_length} "
-                         f"--epochs {args.epochs}",
+                         f"--epochs {args.epochs}" + (f" --hands {args.hands}" if args.hands else ""),
               "reproduce": "make weights-line", "seed": args.seed, "strips": len(examples),
               "training_seconds": round(time.perf_counter() - began, 1)}
     atomic_write_text(out.with_suffix(".json"), json.dumps(record, indent=2) + "\n")

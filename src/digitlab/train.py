@@ -40,7 +40,7 @@ from torch import nn
 import digitlab
 from digitlab import checkpoint, distributed, faults, runfolder
 from digitlab.config import TrainConfig, fill, resolve
-from digitlab.data import Digits, augment, load, split_validation
+from digitlab.data import Digits, augment, hands, load, split_validation
 from digitlab.device import pick_device, pick_precision
 from digitlab.engine import as_input
 from digitlab.errors import DigitlabError
@@ -290,7 +290,14 @@ def load_splits(cfg: TrainConfig, main: bool) -> tuple[Digits, Digits, Digits]:
         test = train.subset(val_index)
     elif test is None:  # --val-size 0 on such a source: train on every image (a Kaggle submission's run)
         test = train.subset(torch.arange(0))
-    return train.subset(train_index), train.subset(val_index), test
+    train, val = train.subset(train_index), train.subset(val_index)
+    if cfg.hands:
+        # Added after the validation split, so the held-out digits (and everything fitted on them) stay the
+        # same with or without other hands.
+        extra = hands.distorted(hands.split("train", unambiguous=True), cfg.hands, seed=cfg.seed)
+        train = Digits(torch.cat([train.images, extra.images]), torch.cat([train.labels, extra.labels]),
+                       f"{train.source} + {extra.source}")
+    return train, val, test
 
 
 @contextmanager
