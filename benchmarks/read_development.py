@@ -42,16 +42,8 @@ def main() -> None:
     others = [non_digit_photo(np.random.default_rng([seed, 100 + i, k]), kind)[0]
               for seed in SEEDS for i, kind in enumerate(NON_DIGIT_KINDS) for k in range(max(1, args.n // 4))]
     began = time.perf_counter()
-    exact = accepted = refused = 0
-    wrong = []
-    for a in range(0, len(made), 20):
-        part = made[a:a + 20]
-        for f, (_, truth) in zip(read.found(engine, [p for p, _ in part]), part, strict=True):
-            reading = read._reading(f, accept_all=False)
-            exact += reading.number == truth
-            accepted += f.number == truth
-            if reading.number != truth:
-                wrong.append((truth, f.number, reading.reason))
+    exact, accepted, wrong = read_numbers(engine, made)
+    refused = 0
     for a in range(0, len(others), 20):
         refused += sum(read._reading(f, accept_all=False).reason is not None
                        for f in read.found(engine, others[a:a + 20]))
@@ -64,6 +56,22 @@ def main() -> None:
     other_hands(engine, args.n, args.v)
 
 
+def read_numbers(engine, made: list[tuple[bytes, str]]) -> tuple[int, int, list[tuple[str, str, str | None]]]:
+    """(read right, read right with nothing refused, and (truth, reading with nothing refused, reason) for
+    each read wrong), 20 photos to a `read.found` batch."""
+    exact = accepted = 0
+    wrong = []
+    for a in range(0, len(made), 20):
+        part = made[a:a + 20]
+        for f, (_, truth) in zip(read.found(engine, [p for p, _ in part]), part, strict=True):
+            reading = read._reading(f, accept_all=False)
+            exact += reading.number == truth
+            accepted += f.number == truth
+            if reading.number != truth:
+                wrong.append((truth, f.number, reading.reason))
+    return exact, accepted, wrong
+
+
 def other_hands(engine, n: int, verbose: bool) -> None:
     pools = hands.pools("validation", 8, seed=7)
     count = len(pools)
@@ -72,15 +80,10 @@ def other_hands(engine, n: int, verbose: bool) -> None:
         g = np.random.default_rng([9, length])
         made += [number_photo(pools[int(g.integers(count))], np.random.default_rng([9, length, k]), length)
                  for k in range(n)]
-    exact = accepted = 0
-    for a in range(0, len(made), 20):
-        part = made[a:a + 20]
-        for f, (_, truth) in zip(read.found(engine, [p for p, _ in part]), part, strict=True):
-            reading = read._reading(f, accept_all=False)
-            exact += reading.number == truth
-            accepted += f.number == truth
-            if verbose and reading.number != truth:
-                print(("hands", truth, f.number, reading.reason))
+    exact, accepted, wrong = read_numbers(engine, made)
+    if verbose:
+        for row in wrong:
+            print(("hands", *row))
     print(f"other hands ({count} validation fonts): exact {exact / len(made):.2%}  accept-all "
           f"{accepted / len(made):.2%} ({len(made)} numbers)")
 
