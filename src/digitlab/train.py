@@ -41,6 +41,7 @@ import digitlab
 from digitlab import checkpoint, distributed, faults, runfolder
 from digitlab.config import TrainConfig, fill, resolve
 from digitlab.data import Digits, augment, hands, load, split_validation
+from digitlab.data.cuts import cut_digits
 from digitlab.device import pick_device, pick_precision
 from digitlab.engine import as_input
 from digitlab.errors import DigitlabError
@@ -291,10 +292,12 @@ def load_splits(cfg: TrainConfig, main: bool) -> tuple[Digits, Digits, Digits]:
     elif test is None:  # --val-size 0 on such a source: train on every image (a Kaggle submission's run)
         test = train.subset(torch.arange(0))
     train, val = train.subset(train_index), train.subset(val_index)
+    # Added after the validation split, so the held-out digits (and everything fitted on them) stay the same.
+    # The numbers are written with the training split's digits only: the held-out ones stay unseen in any form.
+    extras = [cut_digits(train.images.numpy(), train.labels.numpy(), cfg.cuts, seed=cfg.seed)] if cfg.cuts else []
     if cfg.hands:
-        # Added after the validation split, so the held-out digits (and everything fitted on them) stay the
-        # same with or without other hands.
-        extra = hands.distorted(hands.split("train", unambiguous=True), cfg.hands, seed=cfg.seed)
+        extras.append(hands.distorted(hands.split("train", unambiguous=True), cfg.hands, seed=cfg.seed))
+    for extra in extras:
         train = Digits(torch.cat([train.images, extra.images]), torch.cat([train.labels, extra.labels]),
                        f"{train.source} + {extra.source}")
     return train, val, test

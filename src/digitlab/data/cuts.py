@@ -1,0 +1,45 @@
+"""Digits as `read` sees them: cut out of photos of numbers by digitlab.segment, then brought to 28x28.
+
+The classifier learns MNIST's centred 28x28 digits, but in `digitlab read` it is shown the runs of slices that
+digitlab.segment cuts from a photo: a neighbour's stroke at the edge, a stroke cut through, a thin or a thick
+pen, blur, JPEG and paper. `digitlab train --cuts N` adds the candidates cut from N digitlab.synth photos of
+numbers (1-6 digits) that cover one true digit, labelled with that digit. The numbers are written with the
+training split's own digits only, after the validation split, so that nothing held out is seen.
+
+    from digitlab.data.cuts import cut_digits
+    extra = cut_digits(images, labels, photos=6000, seed=0)   # Digits: uint8 (N, 28, 28) and their labels
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from digitlab.data import Digits
+
+
+def cut_digits(images: np.ndarray, labels: np.ndarray, photos: int, seed: int = 0) -> Digits:
+    """The candidates of `photos` photos of numbers written with (images, labels) that cover one true digit
+    (overlap / union of columns >= 0.7, digitlab.chain.is_digit), each labelled with the digit it covers."""
+    from digitlab.data.images import open_image, to_mnist
+    from digitlab.segment import segment
+    from digitlab.synth import number_photo
+
+    if photos < 0:
+        raise ValueError(f"photos must be >= 0, got {photos}")
+    crops: list[np.ndarray] = []
+    truth: list[int] = []
+    for k in range(photos):
+        info: dict = {}
+        photo, number = number_photo((images, labels), np.random.default_rng([seed, 35, k]), 1 + k % 6, info=info)
+        layout = segment(open_image(photo))
+        for i, j in layout.candidates:
+            piece = layout.piece(i, j)
+            x0, _, x1, _ = layout.input_box(piece)
+            overlaps = [(min(x1, b) - max(x0, a)) / (max(x1, b) - min(x0, a)) for a, b in info["columns"]]
+            best = int(np.argmax(overlaps))
+            if overlaps[best] >= 0.7:
+                crops.append(to_mnist(layout.crop(piece)))
+                truth.append(int(number[best]))
+    pictures = torch.from_numpy(np.stack(crops)) if crops else torch.zeros((0, 28, 28), dtype=torch.uint8)
+    return Digits(pictures, torch.tensor(truth, dtype=torch.long), f"cut from {photos} photos of numbers")
