@@ -272,11 +272,9 @@ def photos(engine, mnist, seed: int, per_length: int, lengths: range) -> list[tu
 
 def is_digit(layout: Layout, columns: list[tuple[int, int]]) -> np.ndarray:
     """Whether each candidate covers one true digit's columns (overlap / union >= 0.7)."""
-    found = []
-    for i, j in layout.candidates:
-        x0, _, x1, _ = layout.input_box(layout.piece(i, j))
-        found.append(max((min(x1, b) - max(x0, a)) / (max(x1, b) - min(x0, a)) for a, b in columns) >= 0.7)
-    return np.asarray(found, np.float32)
+    from digitlab.synth import coverage
+
+    return (coverage(layout, columns)[1] >= 0.7).astype(np.float32)
 
 
 def train_checker(examples: list[tuple], temperature: float, epochs: int, seed: int) -> Checker:

@@ -20,10 +20,14 @@ Pillow). `easy=True` gives clean, well-spaced numbers: a check that reading work
 from __future__ import annotations
 
 import io
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 from scipy import ndimage
+
+if TYPE_CHECKING:
+    from digitlab.segment import Layout
 
 NON_DIGIT_KINDS = ("blank", "smudge", "letters", "symbols", "scribble", "drawing")
 # Letters that are not drawn like a digit: O, I, l, Z, S, B, G, b, g, q, T, z, s, o, i, j would be fair
@@ -242,3 +246,16 @@ def photo_of(ink: np.ndarray, g: np.random.Generator, easy: bool = False, info: 
         info["jpeg"] = int(g.integers(35, 95))
         picture.save(buffer, format="JPEG", quality=info["jpeg"])
     return buffer.getvalue()
+
+
+def coverage(layout: Layout, columns: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+    """For each of `layout`'s candidates, the true digit whose columns it overlaps most (an index into
+    `columns`: number_photo's info["columns"]) and that overlap / union. chain.is_digit and data.cuts call a
+    candidate one whole digit at 0.7."""
+    best, share = [], []
+    for i, j in layout.candidates:
+        x0, _, x1, _ = layout.input_box(layout.piece(i, j))
+        overlaps = [(min(x1, b) - max(x0, a)) / (max(x1, b) - min(x0, a)) for a, b in columns]
+        best.append(int(np.argmax(overlaps)))
+        share.append(max(overlaps))
+    return np.asarray(best, np.int64), np.asarray(share, np.float64)

@@ -23,7 +23,7 @@ def cut_digits(images: np.ndarray, labels: np.ndarray, photos: int, seed: int = 
     (overlap / union of columns >= 0.7, digitlab.chain.is_digit), each labelled with the digit it covers."""
     from digitlab.data.images import open_image, to_mnist
     from digitlab.segment import segment
-    from digitlab.synth import number_photo
+    from digitlab.synth import coverage, number_photo
 
     if photos < 0:
         raise ValueError(f"photos must be >= 0, got {photos}")
@@ -33,13 +33,9 @@ def cut_digits(images: np.ndarray, labels: np.ndarray, photos: int, seed: int = 
         info: dict = {}
         photo, number = number_photo((images, labels), np.random.default_rng([seed, 35, k]), 1 + k % 6, info=info)
         layout = segment(open_image(photo))
-        for i, j in layout.candidates:
-            piece = layout.piece(i, j)
-            x0, _, x1, _ = layout.input_box(piece)
-            overlaps = [(min(x1, b) - max(x0, a)) / (max(x1, b) - min(x0, a)) for a, b in info["columns"]]
-            best = int(np.argmax(overlaps))
-            if overlaps[best] >= 0.7:
-                crops.append(to_mnist(layout.crop(piece)))
-                truth.append(int(number[best]))
+        for (i, j), digit, share in zip(layout.candidates, *coverage(layout, info["columns"]), strict=True):
+            if share >= 0.7:
+                crops.append(to_mnist(layout.crop(layout.piece(i, j))))
+                truth.append(int(number[digit]))
     pictures = torch.from_numpy(np.stack(crops)) if crops else torch.zeros((0, 28, 28), dtype=torch.uint8)
     return Digits(pictures, torch.tensor(truth, dtype=torch.long), f"cut from {photos} photos of numbers")
