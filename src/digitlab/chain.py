@@ -271,10 +271,10 @@ def photos(engine, mnist, seed: int, per_length: int, lengths: range) -> list[tu
 
 
 def is_digit(layout: Layout, columns: list[tuple[int, int]]) -> np.ndarray:
-    """Whether each candidate covers one true digit's columns (overlap / union >= 0.7)."""
-    from digitlab.synth import coverage
+    """Whether each candidate covers one true digit's columns (overlap / union >= synth.WHOLE_DIGIT)."""
+    from digitlab.synth import WHOLE_DIGIT, coverage
 
-    return (coverage(layout, columns)[1] >= 0.7).astype(np.float32)
+    return (coverage(layout, columns)[1] >= WHOLE_DIGIT).astype(np.float32)
 
 
 def train_checker(examples: list[tuple], temperature: float, epochs: int, seed: int) -> Checker:

@@ -248,10 +248,13 @@ def photo_of(ink: np.ndarray, g: np.random.Generator, easy: bool = False, info: 
     return buffer.getvalue()
 
 
+WHOLE_DIGIT = 0.7  # a candidate whose columns' overlap / union with a true digit's reaches this covers it whole
+
+
 def coverage(layout: Layout, columns: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
     """For each of `layout`'s candidates, the true digit whose columns it overlaps most (an index into
     `columns`: number_photo's info["columns"]) and that overlap / union. chain.is_digit and data.cuts call a
-    candidate one whole digit at 0.7."""
+    candidate one whole digit at WHOLE_DIGIT."""
     best, share = [], []
     for i, j in layout.candidates:
         x0, _, x1, _ = layout.input_box(layout.piece(i, j))

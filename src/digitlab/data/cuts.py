@@ -20,10 +20,11 @@ from digitlab.data import Digits
 
 def cut_digits(images: np.ndarray, labels: np.ndarray, photos: int, seed: int = 0) -> Digits:
     """The candidates of `photos` photos of numbers written with (images, labels) that cover one true digit
-    (overlap / union of columns >= 0.7, digitlab.chain.is_digit), each labelled with the digit it covers."""
+    (overlap / union of columns >= synth.WHOLE_DIGIT, as digitlab.chain.is_digit), each labelled with the
+    digit it covers."""
     from digitlab.data.images import open_image, to_mnist
     from digitlab.segment import segment
-    from digitlab.synth import coverage, number_photo
+    from digitlab.synth import WHOLE_DIGIT, coverage, number_photo
 
     if photos < 0:
         raise ValueError(f"photos must be >= 0, got {photos}")
@@ -34,7 +35,7 @@ def cut_digits(images: np.ndarray, labels: np.ndarray, photos: int, seed: int = 
         photo, number = number_photo((images, labels), np.random.default_rng([seed, 35, k]), 1 + k % 6, info=info)
         layout = segment(open_image(photo))
         for (i, j), digit, share in zip(layout.candidates, *coverage(layout, info["columns"]), strict=True):
-            if share >= 0.7:
+            if share >= WHOLE_DIGIT:
                 crops.append(to_mnist(layout.crop(layout.piece(i, j))))
                 truth.append(int(number[digit]))
     pictures = torch.from_numpy(np.stack(crops)) if crops else torch.zeros((0, 28, 28), dtype=torch.uint8)
