@@ -1,6 +1,6 @@
 """The development measure `read` is tuned on: synth seeds 7 and 8, never the benchmark's held-out 101 / 202.
 
-    python benchmarks/read_development.py [--n 100] [-v]
+    python benchmarks/read_development.py [--n 100] [-v] [--more-non-digits]
 
 Numbers of 1-6 MNIST test digits (`--n` per length per seed) and non-digits (`--n / 4` per kind per seed),
 read through `read.found` once: exact (a refusal counts as wrong), exact with nothing refused, and the share
@@ -9,6 +9,9 @@ of non-digits refused. `-v` lists each number read wrong as (truth, reading with
 Then other hands (since stop 34): `--n` numbers per length 1-6 written with the validation families of the
 handwriting fonts (`digitlab.data.hands`: fonts nothing trains on), each number in one font, its digits drawn
 from 8 elastically distorted copies of that font's ten so that a repeated digit is not the same picture twice.
+
+`--more-non-digits` (since stop 35) also reads 1,200 more development non-digits, synth seeds 11-14 with 50 per
+kind: the 300 of seeds 7+8 are too few to see a trade-off between reading numbers and refusing non-digits.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from digitlab.synth import NON_DIGIT_KINDS, non_digit_photo, number_photo
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = (7, 8)
+MORE_SEEDS = (11, 12, 13, 14)
 
 
 def main() -> None:
@@ -34,26 +38,36 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=100, help="numbers per length (1-6) per seed")
     parser.add_argument("--model", default="strong")
     parser.add_argument("-v", action="store_true", help="list the numbers read wrong")
+    parser.add_argument("--more-non-digits", action="store_true", help="also non-digits of seeds 11-14, 50 per kind")
     args = parser.parse_args()
     mnist = tuple(t.numpy() for t in load_idx_split(ROOT / "data" / "mnist", "test"))
     engine = load_engine(args.model)
     made = [number_photo(mnist, np.random.default_rng([seed, length, k]), length)
             for seed in SEEDS for length in range(1, 7) for k in range(args.n)]
-    others = [non_digit_photo(np.random.default_rng([seed, 100 + i, k]), kind)[0]
-              for seed in SEEDS for i, kind in enumerate(NON_DIGIT_KINDS) for k in range(max(1, args.n // 4))]
     began = time.perf_counter()
     exact, accepted, wrong = read_numbers(engine, made)
-    refused = 0
-    for a in range(0, len(others), 20):
-        refused += sum(read._reading(f, accept_all=False).reason is not None
-                       for f in read.found(engine, others[a:a + 20]))
+    refused, others = non_digits(engine, SEEDS, max(1, args.n // 4))
     print(f"exact {exact / len(made):.2%}  accept-all {accepted / len(made):.2%}  non-digits refused "
-          f"{refused / len(others):.1%} ({len(made)} numbers, {len(others)} non-digits, "
+          f"{refused / others:.1%} ({len(made)} numbers, {others} non-digits, "
           f"{time.perf_counter() - began:.0f} s)")
     if args.v:
         for row in wrong:
             print(row)
     other_hands(engine, args.n, args.v)
+    if args.more_non_digits:
+        refused, others = non_digits(engine, MORE_SEEDS, 50)
+        print(f"non-digits of seeds 11-14: refused {refused / others:.2%} ({others})")
+
+
+def non_digits(engine, seeds: tuple[int, ...], per_kind: int) -> tuple[int, int]:
+    """(refused, pictures) over `per_kind` non-digit photos of each kind for each of `seeds`."""
+    others = [non_digit_photo(np.random.default_rng([seed, 100 + i, k]), kind)[0]
+              for seed in seeds for i, kind in enumerate(NON_DIGIT_KINDS) for k in range(per_kind)]
+    refused = 0
+    for a in range(0, len(others), 20):
+        refused += sum(read._reading(f, accept_all=False).reason is not None
+                       for f in read.found(engine, others[a:a + 20]))
+    return refused, len(others)
 
 
 def read_numbers(engine, made: list[tuple[bytes, str]]) -> tuple[int, int, list[tuple[str, str, str | None]]]:

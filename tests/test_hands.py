@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 import torch
 
+from digitlab.config import TrainConfig
 from digitlab.data import hands
+from digitlab.data.splits import load_splits
 from digitlab.errors import DigitlabError
-from digitlab.train import TrainConfig, load_splits
 from tests.conftest import MNIST
 
 

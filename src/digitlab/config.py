@@ -55,6 +55,8 @@ class TrainConfig:
                              "elastically distorted copies of each (0: MNIST alone)", metavar="N")
     cuts: int = option(0, "also train on the digits read would cut out of N photos of numbers written with the "
                           "training digits (digitlab.data.cuts; 0: none)", metavar="N")
+    hand_cuts: int = option(0, "also train on the digits read would cut out of N photos of numbers written in the "
+                               "handwriting fonts' training families, one font per number (0: none)", metavar="N")
     limit: int | None = option(None, "train on the first N images only (quick checks)")
     sync_bn: bool = option(False, "SyncBatchNorm across processes")
     quiet: bool = option(False, "print nothing but errors")
@@ -177,7 +179,8 @@ def small_set_augments(recipe: Any, train_images: int | None, limit: int | None)
 def check(cfg: TrainConfig) -> None:
     """Refuse option values no run can use, before anything is loaded or written."""
     for name, low in (("epochs", 1), ("batch_size", 1), ("val_size", 0), ("log_every", 1),
-                      ("checkpoint_every", 0), ("limit", 1), ("hands", 0), ("cuts", 0)):
+                      ("checkpoint_every", 0), ("limit", 1), ("hands", 0), ("cuts", 0),
+                      ("hand_cuts", 0)):
         value = getattr(cfg, name)
         if value is not None and value < low:
             raise DigitlabError(f"{flag(name)} must be at least {low}, got {value}")

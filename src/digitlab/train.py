@@ -40,8 +40,8 @@ from torch import nn
 import digitlab
 from digitlab import checkpoint, distributed, faults, runfolder
 from digitlab.config import TrainConfig, fill, resolve
-from digitlab.data import Digits, augment, hands, load, split_validation
-from digitlab.data.cuts import cut_digits
+from digitlab.data import Digits, augment, load
+from digitlab.data.splits import load_splits
 from digitlab.device import pick_device, pick_precision
 from digitlab.engine import as_input
 from digitlab.errors import DigitlabError
@@ -267,40 +267,6 @@ def _train(cfg: TrainConfig, explicit: frozenset[str], hooks: Sequence[Hook]) ->
         figures.wait()
     distributed.barrier()
     return metrics
-
-
-def load_splits(cfg: TrainConfig, main: bool) -> tuple[Digits, Digits, Digits]:
-    """(train, validation, test) from `cfg.data`; a source without a test split has one held out of it."""
-    # Only rank 0 may download; the others wait, then read the verified files from the cache.
-    if main:
-        train = load(cfg.data, "train")
-    distributed.barrier()
-    if not main:
-        train = load(cfg.data, "train")
-    test = load(cfg.data, "test")
-    if train is None or train.labels is None:
-        raise DigitlabError(f"{cfg.data or 'data'}: no labelled training data")
-    if cfg.limit is not None:
-        train = train.subset(torch.arange(min(cfg.limit, len(train))))
-    val_size = min(cfg.val_size, len(train) // 5)
-    train_index, val_index = split_validation(len(train), val_size, cfg.seed)
-    if test is None and len(val_index):
-        # A source with no test split of its own (a Kaggle train.csv): the validation images are the test.
-        # Nothing is chosen by them (no early stopping, no pick of epochs), so they stay a fair held-out
-        # estimate, and 42,000 rows train on 37,000 instead of the 30,834 a second held-out set left.
-        test = train.subset(val_index)
-    elif test is None:  # --val-size 0 on such a source: train on every image (a Kaggle submission's run)
-        test = train.subset(torch.arange(0))
-    train, val = train.subset(train_index), train.subset(val_index)
-    # Added after the validation split, so the held-out digits (and everything fitted on them) stay the same.
-    # The numbers are written with the training split's digits only: the held-out ones stay unseen in any form.
-    extras = [cut_digits(train.images.numpy(), train.labels.numpy(), cfg.cuts, seed=cfg.seed)] if cfg.cuts else []
-    if cfg.hands:
-        extras.append(hands.distorted(hands.split("train", unambiguous=True), cfg.hands, seed=cfg.seed))
-    for extra in extras:
-        train = Digits(torch.cat([train.images, extra.images]), torch.cat([train.labels, extra.labels]),
-                       f"{train.source} + {extra.source}")
-    return train, val, test
 
 
 @contextmanager
