@@ -27,18 +27,25 @@ lint: $(STAMP)
 # Retrain the weights shipped inside the package (src/digitlab/weights/); each NAME.json records the command.
 weights: weights-tutorial weights-strong weights-refuse weights-chain weights-line weights-combine weights-verdict
 
+# A trained model's model.json records its `digitlab train` command; the shipped copy also names the make target.
+REPRODUCE = $(BIN)/python -c "import json, sys; p, t = sys.argv[1:]; m = json.load(open(p)); \
+	m['training']['reproduce'] = t; open(p, 'w').write(json.dumps(m, indent=2) + '\n')"
+
 weights-tutorial: $(STAMP)
 	$(BIN)/digitlab train --arch tutorial --epochs 4 --seed 0 --out runs/weights-tutorial
 	cp runs/weights-tutorial/model.safetensors src/digitlab/weights/tutorial.safetensors
 	cp runs/weights-tutorial/model.json src/digitlab/weights/tutorial.json
+	$(REPRODUCE) src/digitlab/weights/tutorial.json "make weights-tutorial"
 
 # The shipped strong model is seed 0 of the longer recipe with the handwriting augmentation, pens included,
-# and (since stop 34) 5 distorted copies of the training fonts' digits, data/hands (~15 min on 2 free cores);
-# 2,000 images are held out for fitting its temperature (honest confidence), so none are used for measuring.
+# and (since stop 34) 5 distorted copies of the training fonts' digits, data/hands (~15 min on 2 cores with bf16);
+# 2,000 images are held out for fitting its temperature (honest confidence) and everything fitted after it, so
+# none are used for measuring.
 weights-strong: $(STAMP)
 	$(BIN)/digitlab train --arch strong --epochs 40 --val-size 2000 --seed 0 --hands 5 --out runs/weights-strong
 	cp runs/weights-strong/model.safetensors src/digitlab/weights/strong.safetensors
 	cp runs/weights-strong/model.json src/digitlab/weights/strong.json
+	$(REPRODUCE) src/digitlab/weights/strong.json "make weights-strong"
 
 # How `digitlab read` chooses which runs of slices are the digits (digitlab/chain.py): the checker (one whole
 # digit, or a fragment, or two?) and the weights of the chain's score, learned on made-up photos of numbers

@@ -80,7 +80,7 @@ def test_features_have_one_row_per_candidate() -> None:
 
 def test_shipped_checker_records_how_it_was_made() -> None:
     record = json.loads(resources.files("digitlab").joinpath("weights/chain.json").read_text())
-    assert record["command"].startswith("python -m digitlab.chain")
+    assert record["command"].startswith("python -m digitlab.chain") and record["reproduce"] == "make weights-chain"
     assert record["features"] == list(chain.FEATURES)
     assert list(record["weights"]) == [*chain.COLUMNS, *chain.SKIP_FEATURES]
     # On photos neither the checker nor the weights were fitted on, learning did no harm.
