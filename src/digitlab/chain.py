@@ -380,7 +380,8 @@ def main(argv: list[str] | None = None) -> int:
     tmp.replace(out.with_suffix(".safetensors"))
     record = {"command": f"python -m digitlab.chain --model {args.model} --seed {args.seed} "
                          f"--per-length {args.per_length} --epochs {args.epochs}",
-              "reproduce": "make weights-chain", "model": args.model, "seed": args.seed, "checker_photos": len(fitting), "weight_photos": len(learning),
+              "reproduce": "make weights-chain", "model": args.model, "seed": args.seed,
+              "checker_photos": len(fitting), "weight_photos": len(learning),
               "reporting_photos": len(reporting), "exact_starting_weights": round(before, 4),
               "exact_learned_weights": round(after, 4), "seconds": round(time.perf_counter() - start, 1),
               "features": list(FEATURES),
