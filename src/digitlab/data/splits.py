@@ -44,7 +44,9 @@ def load_splits(cfg: TrainConfig, main: bool) -> tuple[Digits, Digits, Digits]:
     train, val = train.subset(train_index), train.subset(val_index)
     # Added after the validation split, so the held-out digits (and everything fitted on them) stay the same.
     # The numbers are written with the training split's digits only: the held-out ones stay unseen in any form.
-    extras = [cut_digits(train.images.numpy(), train.labels.numpy(), cfg.cuts, seed=cfg.seed)] if cfg.cuts else []
+    extras: list[Digits] = []
+    if cfg.cuts:
+        extras.append(cut_digits(train.images.numpy(), train.labels.numpy(), cfg.cuts, seed=cfg.seed))
     if cfg.hand_cuts:
         extras.append(cut_hands(cfg.hand_cuts, seed=cfg.seed))
     if cfg.hands:
