@@ -140,3 +140,39 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_the_checkpoint(tmp_path: Pa
                  check=False)
     assert result.returncode == 2 and result.stderr.startswith("error: training diverged"), result.stderr
     assert list((tmp_path / "nan").glob("ckpt-*.pt"))  # the steps before the blow-up were checkpointed
+
+
+# Rank 1 may not make the cuts: under torchrun, rank 0 makes them once and sends them (digitlab.data.splits).
+SPLITS = """
+import sys
+import torch
+from safetensors.torch import save_file
+from digitlab import distributed
+from digitlab.config import TrainConfig
+from digitlab.data import splits
+
+distributed.setup(torch.device("cpu"))
+if not distributed.is_main():
+    def refuse(*args, **kwargs):
+        raise RuntimeError("rank 1 made the cuts itself")
+    splits.cut_digits = splits.cut_hands = refuse
+cfg = TrainConfig(data=sys.argv[1], out="unused", limit=2000, val_size=300, seed=0, quiet=True, cuts=5, hand_cuts=6)
+train, _, _ = splits.load_splits(cfg, distributed.is_main())
+save_file({"images": train.images, "labels": train.labels}, f"{sys.argv[2]}/rank{distributed.rank()}.safetensors",
+          metadata={"source": train.source})
+distributed.teardown()
+"""
+
+
+def test_torchrun_makes_the_cuts_once_on_rank_0_and_sends_them(tmp_path: Path) -> None:
+    from digitlab.config import TrainConfig
+    from digitlab.data.splits import load_splits
+
+    script = tmp_path / "splits.py"
+    script.write_text(SPLITS)
+    run([*TORCHRUN, "--standalone", "--nproc_per_node=2", str(script), str(MNIST), str(tmp_path)])
+    alone, _, _ = load_splits(TrainConfig(data=str(MNIST), out="unused", limit=2000, val_size=300, seed=0,
+                                          quiet=True, cuts=5, hand_cuts=6), True)
+    for rank in (0, 1):
+        got = load_file(str(tmp_path / f"rank{rank}.safetensors"))
+        assert torch.equal(got["images"], alone.images) and torch.equal(got["labels"], alone.labels)

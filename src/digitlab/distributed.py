@@ -73,3 +73,23 @@ def broadcast_object(obj: object) -> object:
     box = [obj]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def broadcast_tensors(tensors: list[torch.Tensor] | None) -> list[torch.Tensor]:
+    """Rank 0's CPU tensors on every rank; the others pass None. For data that is slow to make (the cuts of
+    `train --cuts`): made once instead of once per process. Only shapes and dtypes go through pickle; the
+    data goes by `dist.broadcast`, on the GPU under nccl, which only moves CUDA tensors."""
+    if world_size() == 1:
+        if tensors is None:
+            raise ValueError("a single process must pass its tensors")
+        return tensors
+    if is_main() and tensors is None:
+        raise ValueError("rank 0 must pass the tensors it broadcasts")
+    meta = broadcast_object([(tuple(t.shape), t.dtype) for t in tensors] if is_main() else None)
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else "cpu"
+    out = []
+    for k, (shape, dtype) in enumerate(meta):
+        t = tensors[k].to(device).contiguous() if is_main() else torch.empty(shape, dtype=dtype, device=device)
+        dist.broadcast(t, src=0)
+        out.append(t.cpu())
+    return out
