@@ -48,10 +48,10 @@ def load_splits(cfg: TrainConfig, main: bool) -> tuple[Digits, Digits, Digits]:
     # The numbers are written with the training split's digits only: the held-out ones stay unseen in any form.
     extras: list[Digits] = []
     if cfg.cuts:
-        extras.append(_made_once(main, lambda: cut_digits(train.images.numpy(), train.labels.numpy(), cfg.cuts,
-                                                          seed=cfg.seed)))
+        images, labels = train.images.numpy(), train.labels.numpy()
+        extras.append(_made_once(lambda: cut_digits(images, labels, cfg.cuts, seed=cfg.seed)))
     if cfg.hand_cuts:
-        extras.append(_made_once(main, lambda: cut_hands(cfg.hand_cuts, seed=cfg.seed)))
+        extras.append(_made_once(lambda: cut_hands(cfg.hand_cuts, seed=cfg.seed)))
     if cfg.hands:
         extras.append(hands.distorted(hands.split("train", unambiguous=True), cfg.hands, seed=cfg.seed))
     for extra in extras:
@@ -60,13 +60,14 @@ def load_splits(cfg: TrainConfig, main: bool) -> tuple[Digits, Digits, Digits]:
     return train, val, test
 
 
-def _made_once(main: bool, make: Callable[[], Digits]) -> Digits:
+def _made_once(make: Callable[[], Digits]) -> Digits:
     """An extra set made by rank 0 alone and sent to the others. The cuts are deterministic, so every process
     could make them itself, but `read` segments thousands of photos for them (about 1.5 min for --cuts 4000
     and 40 s more for --hand-cuts 1500 on 2 cores) and under torchrun each process would spend that time."""
     if distributed.world_size() == 1:
         return make()
-    made = make() if main else None
+    # Rank 0 by its own count, as broadcast_tensors counts it, whatever `main` the caller passed.
+    made = make() if distributed.is_main() else None
     source = distributed.broadcast_object(made.source if made is not None else None)
     images, labels = distributed.broadcast_tensors([made.images, made.labels] if made is not None else None)
     return Digits(images, labels, str(source))
