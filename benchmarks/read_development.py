@@ -49,8 +49,7 @@ def main() -> None:
     args = parser.parse_args()
     mnist = tuple(t.numpy() for t in load_idx_split(ROOT / "data" / "mnist", "test"))
     engine = load_engine(args.model)
-    made = [number_photo(mnist, np.random.default_rng([seed, length, k]), length)
-            for seed in SEEDS for length in range(1, 7) for k in range(args.n)]
+    made = mnist_numbers(mnist, SEEDS, args.n)
     began = time.perf_counter()
     exact, accepted, wrong = read_numbers(engine, made)
     refused, others = non_digits(engine, SEEDS, max(1, args.n // 4))
@@ -65,11 +64,16 @@ def main() -> None:
         refused, others = non_digits(engine, MORE_SEEDS, 50)
         print(f"non-digits of seeds 11-14: refused {refused / others:.2%} ({others})")
     if args.more_numbers:
-        more = [number_photo(mnist, np.random.default_rng([seed, length, k]), length)
-                for seed in MORE_NUMBER_SEEDS for length in range(1, 7) for k in range(200)]
+        more = mnist_numbers(mnist, MORE_NUMBER_SEEDS, 200)
         exact, accepted, _ = read_numbers(engine, more)
         print(f"numbers of seeds 21-24: exact {exact / len(more):.2%}  accept-all {accepted / len(more):.2%} "
               f"({len(more)} numbers)")
+
+
+def mnist_numbers(mnist: tuple, seeds: tuple[int, ...], per_length: int) -> list[tuple[bytes, str]]:
+    """`per_length` photos of numbers of each length 1-6 for each of `seeds`, written with MNIST test digits."""
+    return [number_photo(mnist, np.random.default_rng([seed, length, k]), length)
+            for seed in seeds for length in range(1, 7) for k in range(per_length)]
 
 
 def non_digits(engine, seeds: tuple[int, ...], per_kind: int) -> tuple[int, int]:
