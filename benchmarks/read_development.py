@@ -1,11 +1,12 @@
 """The development measure `read` is tuned on: synth seeds 7 and 8 (and 21-24, 11-14), never the benchmark's
 held-out seeds (101, 202, ... 1010, 1111, 1212).
 
-    python benchmarks/read_development.py [--n 100] [-v] [--more-non-digits] [--more-numbers]
+    python benchmarks/read_development.py [--n 100] [-v] [--more-non-digits] [--more-numbers] [--misses]
 
 Numbers of 1-6 MNIST test digits (`--n` per length per seed) and non-digits (`--n / 4` per kind per seed),
 read through `read.found` once: exact (a refusal counts as wrong), exact with nothing refused, and the share
-of non-digits refused. `-v` lists each number read wrong as (truth, reading with nothing refused, reason).
+of non-digits refused. `-v` lists each number read wrong as (index, truth, reading with nothing refused,
+reason).
 
 Then other hands (since stop 34): `--n` numbers per length 1-6 written with the validation families of the
 handwriting fonts (`digitlab.data.hands`: fonts nothing trains on), each number in one font, its digits drawn
@@ -17,21 +18,27 @@ kind: the 300 of seeds 7+8 are too few to see a trade-off between reading number
 `--more-numbers` (since stop 38) also reads 4,800 more development numbers, synth seeds 21-24 with 200 per
 length 1-6 (about 6 min): 1,200 numbers move by 0.08 points a number, too coarse for a 0.3-point target. On the
 shipped weights of stop 36 they read 96.71% exact, next to 96.68% over the ten held-out seeds; at stop 38, 97.02%.
+
+`--misses` (since stop 39; implies `--more-numbers`) sorts the misses of seeds 21-24 by what went wrong (a
+digit the model misreads even alone and clean, a digit misread that reads right clean, a wrong count of
+digits, a right reading refused) and gives exact by gap style: where to look next.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from digitlab import read
 from digitlab.data import hands
 from digitlab.data.idx import load_idx_split
 from digitlab.engine import load_engine
-from digitlab.synth import NON_DIGIT_KINDS, non_digit_photo, number_photo
+from digitlab.synth import GAPS, NON_DIGIT_KINDS, non_digit_photo, number_photo
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = (7, 8)
@@ -46,6 +53,7 @@ def main() -> None:
     parser.add_argument("-v", action="store_true", help="list the numbers read wrong")
     parser.add_argument("--more-non-digits", action="store_true", help="also non-digits of seeds 11-14, 50 per kind")
     parser.add_argument("--more-numbers", action="store_true", help="also numbers of seeds 21-24, 200 per length")
+    parser.add_argument("--misses", action="store_true", help="why the numbers of seeds 21-24 were missed")
     args = parser.parse_args()
     mnist = tuple(t.numpy() for t in load_idx_split(ROOT / "data" / "mnist", "test"))
     engine = load_engine(args.model)
@@ -63,17 +71,55 @@ def main() -> None:
     if args.more_non_digits:
         refused, others = non_digits(engine, MORE_SEEDS, 50)
         print(f"non-digits of seeds 11-14: refused {refused / others:.2%} ({others})")
-    if args.more_numbers:
-        more = mnist_numbers(mnist, MORE_NUMBER_SEEDS, 200)
-        exact, accepted, _ = read_numbers(engine, more)
+    if args.more_numbers or args.misses:
+        infos: list[dict] = []
+        more = mnist_numbers(mnist, MORE_NUMBER_SEEDS, 200, infos)
+        exact, accepted, wrong = read_numbers(engine, more)
         print(f"numbers of seeds 21-24: exact {exact / len(more):.2%}  accept-all {accepted / len(more):.2%} "
               f"({len(more)} numbers)")
+        if args.misses:
+            misses(engine, mnist, wrong, infos)
 
 
-def mnist_numbers(mnist: tuple, seeds: tuple[int, ...], per_length: int) -> list[tuple[bytes, str]]:
-    """`per_length` photos of numbers of each length 1-6 for each of `seeds`, written with MNIST test digits."""
-    return [number_photo(mnist, np.random.default_rng([seed, length, k]), length)
-            for seed in seeds for length in range(1, 7) for k in range(per_length)]
+def mnist_numbers(mnist: tuple, seeds: tuple[int, ...], per_length: int, infos: list[dict] | None = None
+                  ) -> list[tuple[bytes, str]]:
+    """`per_length` photos of numbers of each length 1-6 for each of `seeds`, written with MNIST test digits;
+    what synth drew for each is appended to `infos` if given."""
+    made = []
+    for seed in seeds:
+        for length in range(1, 7):
+            for k in range(per_length):
+                info: dict = {}
+                made.append(number_photo(mnist, np.random.default_rng([seed, length, k]), length, info=info))
+                if infos is not None:
+                    infos.append(info)
+    return made
+
+
+def misses(engine, mnist: tuple, wrong: list[tuple[int, str, str, str | None]], infos: list[dict]) -> None:
+    """Print why each number was missed (read_numbers' `wrong`; `infos` from mnist_numbers) and exact by gap."""
+    images, labels = mnist
+    alone = np.concatenate([engine.logits(torch.from_numpy(images[a:a + 1000])).float().numpy().argmax(1)
+                            for a in range(0, len(images), 1000)])
+    misread_alone = set(np.flatnonzero(alone != labels).tolist())
+    counts: Counter = Counter()
+    for index, truth, reading, reason in wrong:
+        if reading == truth:
+            why = "read right, refused"
+        elif len(reading) != len(truth):
+            why = "wrong count of digits"
+        elif any(infos[index]["picks"][d] in misread_alone for d in range(len(truth)) if reading[d] != truth[d]):
+            why = f"a digit the model misreads alone and clean ({len(misread_alone)} of MNIST test's {len(images)})"
+        else:
+            why = "a digit misread that reads right alone and clean"
+        counts[why, reason is not None] += 1
+    print("| miss | read (not refused) | refused |\n|---|---:|---:|")
+    for why in dict.fromkeys(w for w, _ in sorted(counts, key=lambda c: -counts[c])):
+        print(f"| {why} | {counts[why, False]} | {counts[why, True]} |")
+    missed = Counter(infos[index]["gaps"] for index, *_ in wrong)
+    made = Counter(info["gaps"] for info in infos)
+    print("exact by gap: " + ", ".join(f"{gap} {1 - missed[gap] / made[gap]:.2%} of {made[gap]}"
+                                       for gap in GAPS if made[gap]))
 
 
 def non_digits(engine, seeds: tuple[int, ...], per_kind: int) -> tuple[int, int]:
@@ -87,19 +133,20 @@ def non_digits(engine, seeds: tuple[int, ...], per_kind: int) -> tuple[int, int]
     return refused, len(others)
 
 
-def read_numbers(engine, made: list[tuple[bytes, str]]) -> tuple[int, int, list[tuple[str, str, str | None]]]:
-    """(read right, read right with nothing refused, and (truth, reading with nothing refused, reason) for
-    each read wrong), 20 photos to a `read.found` batch."""
+def read_numbers(engine, made: list[tuple[bytes, str]]
+                 ) -> tuple[int, int, list[tuple[int, str, str, str | None]]]:
+    """(read right, read right with nothing refused, and (index in `made`, truth, reading with nothing
+    refused, reason) for each read wrong), 20 photos to a `read.found` batch."""
     exact = accepted = 0
     wrong = []
     for a in range(0, len(made), 20):
         part = made[a:a + 20]
-        for f, (_, truth) in zip(read.found(engine, [p for p, _ in part]), part, strict=True):
+        for k, (f, (_, truth)) in enumerate(zip(read.found(engine, [p for p, _ in part]), part, strict=True)):
             reading = read._reading(f, accept_all=False)
             exact += reading.number == truth
             accepted += f.number == truth
             if reading.number != truth:
-                wrong.append((truth, f.number, reading.reason))
+                wrong.append((a + k, truth, f.number, reading.reason))
     return exact, accepted, wrong
 
 

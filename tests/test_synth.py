@@ -56,6 +56,10 @@ def test_text_picks_digits_with_those_labels(mnist: tuple[np.ndarray, np.ndarray
     # reading them, in test_read_gets_easy_three_digit_numbers).
     a, b = number_photo(mnist, 1, 3, text="305", easy=True), number_photo(mnist, 2, 3, text="305", easy=True)
     assert a[1] == b[1] == "305" and a[0] != b[0]
+    # `picks` names the images drawn, so a benchmark can ask how the model reads each digit alone.
+    info: dict = {}
+    _, number = number_photo(mnist, 5, 4, info=info)
+    assert "".join(str(int(mnist[1][k])) for k in info["picks"]) == number
 
 
 def test_every_non_digit_kind_is_made() -> None:

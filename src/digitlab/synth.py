@@ -46,8 +46,8 @@ def number_photo(mnist: Mnist, seed: int | np.random.Generator, length: int, *, 
     """A photo (PNG or JPEG bytes) of a `length`-digit number made of MNIST digits, and that number.
 
     `text` chooses the digits (a random image of each); otherwise they are random, so a number may start
-    with 0. A dict passed as `info` is filled with what was drawn (gap style, broken, shadow, ...), so a
-    benchmark can say which conditions are hard.
+    with 0. A dict passed as `info` is filled with what was drawn (gap style, broken, shadow, ..., and
+    `picks`: which of `mnist`'s images), so a benchmark can say which conditions are hard.
     """
     if text is not None and (not text.isdigit() or not text.isascii() or len(text) != length):
         raise ValueError(f"text must be {length} digits, got {text!r}")
@@ -88,7 +88,8 @@ def number_photo(mnist: Mnist, seed: int | np.random.Generator, length: int, *, 
     info = {} if info is None else info
     # Each digit's columns in the photo (its ink, left to right): where `read` should find it.
     columns = [(px, px + glyph.shape[1]) for (px, _), glyph in zip(places, glyphs, strict=True)]
-    info.update(gaps=gap, size=round(size, 2), slant=round(slant, 2), broken=broken, pen=pen, columns=columns)
+    info.update(gaps=gap, size=round(size, 2), slant=round(slant, 2), broken=broken, pen=pen, columns=columns,
+                picks=[int(k) for k in picks])
     return photo_of(ink, g, easy, info), "".join(str(int(labels[k])) for k in picks)
 
 
