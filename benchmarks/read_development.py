@@ -32,7 +32,6 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from digitlab import read
 from digitlab.data import hands
@@ -99,9 +98,7 @@ def mnist_numbers(mnist: tuple, seeds: tuple[int, ...], per_length: int, infos: 
 def misses(engine, mnist: tuple, wrong: list[tuple[int, str, str, str | None]], infos: list[dict]) -> None:
     """Print why each number was missed (read_numbers' `wrong`; `infos` from mnist_numbers) and exact by gap."""
     images, labels = mnist
-    alone = np.concatenate([engine.logits(torch.from_numpy(images[a:a + 1000])).float().numpy().argmax(1)
-                            for a in range(0, len(images), 1000)])
-    misread_alone = set(np.flatnonzero(alone != labels).tolist())
+    misread_alone = set(np.flatnonzero(engine.logits(images).argmax(1).numpy() != labels).tolist())
     counts: Counter = Counter()
     for index, truth, reading, reason in wrong:
         if reading == truth:
@@ -113,8 +110,9 @@ def misses(engine, mnist: tuple, wrong: list[tuple[int, str, str, str | None]], 
         else:
             why = "a digit misread that reads right alone and clean"
         counts[why, reason is not None] += 1
+    totals = Counter(why for why, _ in counts.elements())
     print("| miss | read (not refused) | refused |\n|---|---:|---:|")
-    for why in dict.fromkeys(w for w, _ in sorted(counts, key=lambda c: -counts[c])):
+    for why, _ in totals.most_common():
         print(f"| {why} | {counts[why, False]} | {counts[why, True]} |")
     missed = Counter(infos[index]["gaps"] for index, *_ in wrong)
     made = Counter(info["gaps"] for info in infos)
