@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
+from digitlab import checkpoint
 from digitlab.errors import DigitlabError
 from digitlab.train import TrainConfig, train
 from tests.conftest import MNIST
@@ -93,6 +96,35 @@ def test_resume_mid_epoch_is_bit_identical(tmp_path: Path, arch: str) -> None:
     train(quick(tmp_path / "resumed", resume=True))
     full, resumed = weights(tmp_path / "full"), weights(tmp_path / "resumed")
     assert all(torch.equal(full[k], resumed[k]) for k in full)
+
+
+def test_a_resumed_run_records_its_first_command_and_all_its_training_time(
+        synthetic_idx: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """model.json says how to make the weights in one go, not how the last piece of the run was started, and
+    its train_seconds count every run of it (the shipped strong model of stop 40 was resumed once)."""
+    out = tmp_path / "run"
+    cfg = TrainConfig(data=str(synthetic_idx), out=str(out), epochs=2, val_size=100, batch_size=32, lr=5e-3,
+                      quiet=True)
+    first = ["digitlab", "train", "--data", str(synthetic_idx), "--out", str(out), "--epochs", "2"]
+    monkeypatch.setattr(sys, "argv", first)
+
+    def crash(global_step: int) -> None:
+        if global_step == 20:  # 16 steps an epoch: mid-epoch 2, after the end-of-epoch-1 checkpoint
+            raise Crash
+
+    with pytest.raises(Crash):
+        train(cfg, hooks=[crash])
+    # Make the first run's time unmistakable: a day, where it really took a second or two.
+    newest = max(out.glob("ckpt-*.pt"))
+    state = checkpoint.load_latest(out)
+    assert state is not None and 0 < state["train_seconds"] < 600
+    checkpoint.save(out, int(newest.stem.removeprefix("ckpt-")), {**state, "train_seconds": 86400.0})
+    monkeypatch.setattr(sys, "argv", ["digitlab", "train", "--resume", "--out", str(out)])
+    metrics = train(dataclasses.replace(cfg, resume=True))
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["training"]["command"] == " ".join(first)
+    assert meta["training"]["resumed_with"] == f"digitlab train --resume --out {out}"
+    assert 86400 < metrics["train_seconds"] == meta["metrics"]["train_seconds"] < 86400 + 600
 
 
 def test_bad_arguments_fail_before_training(tmp_path: Path, synthetic_idx: Path) -> None:

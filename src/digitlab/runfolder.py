@@ -1,6 +1,6 @@
 """The run folder (`--out`): its stored config, getting it ready, and what a finished run leaves in it.
 
-    out/train-config.json        the resolved config, read back by --resume
+    out/train-config.json        the resolved config, read back by --resume, and the command that started it
     out/ckpt-*.safetensors       checkpoints (digitlab.checkpoint)
     out/model.safetensors, model.json, metrics.json, loss.png, confusion.png
 
@@ -38,8 +38,9 @@ def read_stored(out: str | Path) -> dict[str, Any] | None:
     return stored
 
 
-def prepare(cfg: TrainConfig) -> Path:
-    """Make `cfg.out` ready for this run and store `cfg` there; on failure remove what this made."""
+def prepare(cfg: TrainConfig, command: str | None = None) -> Path:
+    """Make `cfg.out` ready for this run and store `cfg` there, with the `command` that started the run;
+    on failure remove what this made."""
     out = Path(cfg.out)
     made = [p for p in (out, *out.parents) if not p.exists()]
     try:
@@ -58,7 +59,8 @@ def prepare(cfg: TrainConfig) -> Path:
         # A fresh run must never resume later from an older run's checkpoints in the same folder.
         for stale in out.glob("ckpt-*"):
             stale.unlink()
-    atomic_write_text(out / CONFIG, json.dumps(dataclasses.asdict(cfg), indent=2))
+    stored = {**dataclasses.asdict(cfg), **({"command": command} if command else {})}
+    atomic_write_text(out / CONFIG, json.dumps(stored, indent=2))
     return out
 
 

@@ -76,7 +76,12 @@ def _train(cfg: TrainConfig, explicit: frozenset[str], hooks: Sequence[Hook]) ->
     if int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0:
         # torchrun --max-restarts brought this worker back after a crash: carry on from the checkpoint.
         cfg = dataclasses.replace(cfg, resume=True)
-    cfg = resolve(cfg, runfolder.read_stored(cfg.out) if cfg.resume else None, explicit)
+    stored = runfolder.read_stored(cfg.out) if cfg.resume else None
+    cfg = resolve(cfg, stored, explicit)
+    # A resumed run's model.json names the command that started it, the one that makes the same weights in
+    # one go; the command that resumed it is recorded beside it.
+    command = _command()
+    started_with = (stored or {}).get("command") or command
     recipe = lookup(cfg.arch).recipe
     fill(cfg, recipe)  # refuse bad values now, before any data is read
 
@@ -109,13 +114,14 @@ def _train(cfg: TrainConfig, explicit: frozenset[str], hooks: Sequence[Hook]) ->
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, one_cycle(total_steps))
     epoch, step = 0, 0
+    seconds_before = 0.0  # training time of the runs this one resumes
     val_logits = None  # the last validation pass's, which calibration reuses instead of a second pass
     history: dict[str, list] = {"step": [], "loss": [], "val_step": [], "val_loss": [], "val_accuracy": []}
 
     # -- 5. the run folder: only now, with everything checked ---------------------------------------------
     out = Path(cfg.out)
     if main:
-        runfolder.prepare(cfg)
+        runfolder.prepare(cfg, started_with)
     distributed.barrier()
     state = checkpoint.load_latest(out) if cfg.resume else None
     if state is not None:
@@ -123,12 +129,15 @@ def _train(cfg: TrainConfig, explicit: frozenset[str], hooks: Sequence[Hook]) ->
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         epoch, step, history = state["epoch"], state["step"], state["history"]
+        # Checkpoints from before stop 40 did not count their training time.
+        seconds_before = float(state.get("train_seconds", 0.0))
 
     def save_checkpoint() -> None:
         if main:
             checkpoint.save(out, epoch * steps_per_epoch + step, {
                 "model": unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "epoch": epoch, "step": step, "history": history})
+                "scheduler": scheduler.state_dict(), "epoch": epoch, "step": step, "history": history,
+                "train_seconds": seconds_before + time.perf_counter() - train_started})
         distributed.barrier()
 
     console.print(
@@ -223,9 +232,9 @@ def _train(cfg: TrainConfig, explicit: frozenset[str], hooks: Sequence[Hook]) ->
         "test_n": test["n"],
         "test_loss": test["loss"],
         "setup_seconds": round(train_started - started, 2),  # config, data, model: before the first step
-        "train_seconds": round(train_seconds, 2),
+        "train_seconds": round(seconds_before + train_seconds, 2),  # all runs of it, resumed ones included
         "total_seconds": round(time.perf_counter() - started, 2),
-        "train_images_per_second": round(images_seen / max(train_seconds, 1e-9)),
+        "train_images_per_second": round(images_seen / max(train_seconds, 1e-9)),  # this run's
         "world_size": world,
         "global_batch_size": cfg.batch_size * world,
         "replicas_identical": replicas_identical(model, device, world),
@@ -248,9 +257,8 @@ def _train(cfg: TrainConfig, explicit: frozenset[str], hooks: Sequence[Hook]) ->
             "parameters": count_parameters(plain),
             "input": {"shape": [1, 28, 28], "range": [0.0, 1.0], "ink": "white on black"},
             "normalisation": {"mean": float(plain.norm.mean), "std": float(plain.norm.std)},
-            "training": {**dataclasses.asdict(cfg), "world_size": world,
-                         "command": " ".join(["digitlab", *sys.argv[1:]])
-                         if sys.argv[0].endswith(("digitlab", "__main__.py")) else " ".join(sys.argv)},
+            "training": {**dataclasses.asdict(cfg), "world_size": world, "command": started_with,
+                         **({"resumed_with": command} if state is not None else {})},
             "metrics": {k: metrics[k] for k in ("test_accuracy", "test_n", "val_accuracy", "train_seconds")},
             "versions": {"digitlab": digitlab.__version__, "torch": torch.__version__,
                          "python": platform.python_version()},
@@ -267,6 +275,11 @@ def _train(cfg: TrainConfig, explicit: frozenset[str], hooks: Sequence[Hook]) ->
         figures.wait()
     distributed.barrier()
     return metrics
+
+
+def _command() -> str:
+    return (" ".join(["digitlab", *sys.argv[1:]]) if sys.argv[0].endswith(("digitlab", "__main__.py"))
+            else " ".join(sys.argv))
 
 
 @contextmanager
