@@ -78,8 +78,8 @@ def _train(cfg: TrainConfig, explicit: frozenset[str], hooks: Sequence[Hook]) ->
         cfg = dataclasses.replace(cfg, resume=True)
     stored = runfolder.read_stored(cfg.out) if cfg.resume else None
     cfg = resolve(cfg, stored, explicit)
-    # A resumed run's model.json names the command that started it, the one that makes the same weights in
-    # one go; the command that resumed it is recorded beside it.
+    # A resumed run's model.json names the command that started it: unless a resume asked for more --epochs,
+    # that command alone makes the same weights in one go. The last command that resumed it goes beside it.
     command = _command()
     started_with = (stored or {}).get("command") or command
     recipe = lookup(cfg.arch).recipe
