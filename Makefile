@@ -40,8 +40,8 @@ weights-tutorial: $(STAMP)
 # The shipped strong model is seed 0 of the longer recipe with the handwriting augmentation, pens included,
 # (since stop 34) 5 distorted copies of the training fonts' digits, data/hands, and (since stop 36) the digits
 # read cuts out of 4,000 photos of numbers in MNIST's training digits and 1,500 in the training fonts
-# (~20 min on 2 cores with bf16, ~80 without: 4,923 s at stop 40); 2,000 images are held out for fitting its temperature (honest
-# confidence) and everything fitted after it, so none are used for measuring.
+# (~20 min on 2 cores with bf16, ~80 without: 4,923 s at stop 40); 2,000 images are held out for fitting its
+# temperature (honest confidence) and everything fitted after it, so none are used for measuring.
 weights-strong: $(STAMP)
 	$(BIN)/digitlab train --arch strong --epochs 40 --val-size 2000 --seed 0 --hands 5 --cuts 4000 --hand-cuts 1500 --out runs/weights-strong
 	cp runs/weights-strong/model.safetensors src/digitlab/weights/strong.safetensors

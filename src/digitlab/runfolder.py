@@ -38,7 +38,7 @@ def read_stored(out: str | Path) -> dict[str, Any] | None:
     return stored
 
 
-def prepare(cfg: TrainConfig, command: str | None = None) -> Path:
+def prepare(cfg: TrainConfig, command: str) -> Path:
     """Make `cfg.out` ready for this run and store `cfg` there, with the `command` that started the run;
     on failure remove what this made."""
     out = Path(cfg.out)
@@ -59,8 +59,7 @@ def prepare(cfg: TrainConfig, command: str | None = None) -> Path:
         # A fresh run must never resume later from an older run's checkpoints in the same folder.
         for stale in out.glob("ckpt-*"):
             stale.unlink()
-    stored = {**dataclasses.asdict(cfg), **({"command": command} if command else {})}
-    atomic_write_text(out / CONFIG, json.dumps(stored, indent=2))
+    atomic_write_text(out / CONFIG, json.dumps({**dataclasses.asdict(cfg), "command": command}, indent=2))
     return out
 
 
