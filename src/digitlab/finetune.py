@@ -26,7 +26,6 @@ import copy
 import dataclasses
 import math
 import os
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +37,7 @@ from rich.console import Console
 from rich.table import Table
 from torch import nn
 
+from digitlab import runfolder
 from digitlab.data import Digits, augment, load
 from digitlab.engine import as_input
 from digitlab.errors import DigitlabError
@@ -238,10 +238,8 @@ def write_model(model: nn.Module, init_meta: dict[str, Any], cfg: FinetuneConfig
     """An ordinary model folder. The initial model's description is kept (its calibration temperature, if it
     has one, among it) with this run's command, settings and numbers in place of its training record."""
     meta = {k: v for k, v in init_meta.items() if k not in ("training", "metrics", "format")}
-    command = " ".join(["digitlab", *sys.argv[1:]]) if sys.argv[0].endswith(("digitlab", "__main__.py")) \
-        else " ".join(sys.argv)
-    meta["training"] = {**dataclasses.asdict(cfg), "command": command, "head_blocks": HEAD_BLOCKS,
-                        "init_training": init_meta.get("training")}
+    meta["training"] = {**dataclasses.asdict(cfg), "command": runfolder.command_line(),
+                        "head_blocks": HEAD_BLOCKS, "init_training": init_meta.get("training")}
     meta["metrics"] = {"test_accuracy": result["mnist_after"], "test_n": result["mnist_n"], **result}
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)

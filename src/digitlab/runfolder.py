@@ -1,7 +1,7 @@
 """The run folder (`--out`): its stored config, getting it ready, and what a finished run leaves in it.
 
     out/train-config.json        the resolved config, read back by --resume, and the command that started it
-    out/ckpt-*.safetensors       checkpoints (digitlab.checkpoint)
+    out/ckpt-*.pt, ckpt-*.json   checkpoints and their hashes (digitlab.checkpoint)
     out/model.safetensors, model.json, metrics.json, loss.png, confusion.png
 
 Nothing is created until the data has loaded and the model is built (`prepare` is called last), and
@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,14 @@ from digitlab.errors import DigitlabError
 from digitlab.fileio import atomic_write_text
 
 CONFIG = "train-config.json"
+
+
+def command_line() -> str:
+    """This process's command as a user would type it again: `digitlab ...` for the console script or
+    `python -m digitlab`, else the argv as given (torchrun's workers, a test's argv)."""
+    if sys.argv[0].endswith(("digitlab", "__main__.py")):
+        return " ".join(["digitlab", *sys.argv[1:]])
+    return " ".join(sys.argv)
 
 
 def read_stored(out: str | Path) -> dict[str, Any] | None:

@@ -26,7 +26,6 @@ import math
 import os
 import platform
 import statistics
-import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -80,7 +79,7 @@ def _train(cfg: TrainConfig, explicit: frozenset[str], hooks: Sequence[Hook]) ->
     cfg = resolve(cfg, stored, explicit)
     # A resumed run's model.json names the command that started it: unless a resume asked for more --epochs,
     # that command alone makes the same weights in one go. The last command that resumed it goes beside it.
-    command = _command()
+    command = runfolder.command_line()
     started_with = (stored or {}).get("command") or command
     recipe = lookup(cfg.arch).recipe
     fill(cfg, recipe)  # refuse bad values now, before any data is read
@@ -275,11 +274,6 @@ def _train(cfg: TrainConfig, explicit: frozenset[str], hooks: Sequence[Hook]) ->
         figures.wait()
     distributed.barrier()
     return metrics
-
-
-def _command() -> str:
-    return (" ".join(["digitlab", *sys.argv[1:]]) if sys.argv[0].endswith(("digitlab", "__main__.py"))
-            else " ".join(sys.argv))
 
 
 @contextmanager
