@@ -142,7 +142,9 @@ def segment(image: Image.Image | np.ndarray) -> Layout:
             layout.heights, layout.blobs = [layout.slices[0].height], [0]
         return layout
     layout.stroke = _stroke_width(ink > 0)
-    groups = _merge(_atoms(ink))
+    # Grainy paper breaks a shadow along the border into specks, each too short for _atoms to see it lies along
+    # the side; merged, they do (a blank sheet with a shadow at its edge was read as a 1).
+    groups = [g for g in _merge(_atoms(ink)) if not _along_border(_join(g), *ink.shape)]
     typical = float(np.median([_join(g).height for g in groups])) if groups else 0.0
     for blob, group in enumerate(groups):
         slices = _slices(group, ink)
@@ -174,9 +176,7 @@ def _atoms(ink: np.ndarray) -> list[Piece]:
     # A shadow or the edge of the sheet: ink along a good part of the picture's border, or a solid patch on
     # it (a shadow's corner: as thick as it is wide), not a digit.
     H, W = ink.shape
-    pieces = [p for p in pieces if not ((p.box[0] == 0 or p.box[2] == W) and p.height >= 0.5 * H)
-              and not ((p.box[1] == 0 or p.box[3] == H) and p.width >= 0.5 * W)
-              and not (_on_border(p, H, W) and _solid(p))]
+    pieces = [p for p in pieces if not _along_border(p, H, W) and not (_on_border(p, H, W) and _solid(p))]
     if not pieces:
         return []
     # The corner of a shadow or of the sheet: a small piece on the border, beside bigger ones inside.
@@ -190,6 +190,12 @@ def _atoms(ink: np.ndarray) -> list[Piece]:
     keep = [p for p in pieces
             if max(p.height, p.width) >= 0.2 * tallest or p.mask.sum() >= 0.08 * biggest]
     return sorted(keep, key=lambda p: (p.box[0] + p.box[2]) / 2)
+
+
+def _along_border(p: Piece, H: int, W: int) -> bool:
+    """Lies along half or more of a side of the picture: a shadow or the edge of the sheet."""
+    return ((p.box[0] == 0 or p.box[2] == W) and p.height >= 0.5 * H
+            or (p.box[1] == 0 or p.box[3] == H) and p.width >= 0.5 * W)
 
 
 def _on_border(p: Piece, H: int, W: int) -> bool:
