@@ -2,6 +2,7 @@
 held-out seeds (101, 202, ... 1010, 1111, 1212).
 
     python benchmarks/read_development.py [--n 100] [-v] [--more-non-digits] [--more-numbers] [--misses]
+                                          [--quantiles 0.003,0.002]
 
 Numbers of 1-6 MNIST test digits (`--n` per length per seed) and non-digits (`--n / 4` per kind per seed),
 read through `read.found` once: exact (a refusal counts as wrong), exact with nothing refused, and the share
@@ -18,6 +19,11 @@ kind: the 300 of seeds 7+8 are too few to see a trade-off between reading number
 `--more-numbers` (since stop 38) also reads 4,800 more development numbers, synth seeds 21-24 with 200 per
 length 1-6 (about 6 min): 1,200 numbers move by 0.08 points a number, too coarse for a 0.3-point target. On the
 shipped weights of stop 36 they read 96.71% exact, next to 96.68% over the ten held-out seeds; at stop 38, 97.02%.
+
+`--quantiles 0.003,0.002` (since stop 43) judges every development photo above (all of them: implies
+`--more-non-digits --more-numbers`) at each of the verdict's quantiles too, from one reading of each
+(`digitlab.verdict.operating_points`, ~4 min more), and prints exact and non-digits refused side by side: how
+stops 38 and 43 chose `digitlab.verdict.QUANTILE`.
 
 `--misses` (since stop 39; implies `--more-numbers`) sorts the misses of seeds 21-24 by what went wrong (a
 digit the model misreads even alone and clean, a digit misread that reads right clean, a wrong count of
@@ -38,6 +44,7 @@ from digitlab.data import hands
 from digitlab.data.idx import load_idx_split
 from digitlab.engine import load_engine
 from digitlab.synth import GAPS, NON_DIGIT_KINDS, non_digit_photo, number_photo
+from digitlab.verdict import operating_points
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = (7, 8)
@@ -53,9 +60,13 @@ def main() -> None:
     parser.add_argument("--more-non-digits", action="store_true", help="also non-digits of seeds 11-14, 50 per kind")
     parser.add_argument("--more-numbers", action="store_true", help="also numbers of seeds 21-24, 200 per length")
     parser.add_argument("--misses", action="store_true", help="why the numbers of seeds 21-24 were missed")
+    parser.add_argument("--quantiles", help="also judge everything at these verdict quantiles (comma-separated)")
     args = parser.parse_args()
     mnist = tuple(t.numpy() for t in load_idx_split(ROOT / "data" / "mnist", "test"))
     engine = load_engine(args.model)
+    if args.quantiles:
+        operating_curve(engine, mnist, args.n, [float(q) for q in args.quantiles.split(",")])
+        return
     made = mnist_numbers(mnist, SEEDS, args.n)
     began = time.perf_counter()
     exact, accepted, wrong = read_numbers(engine, made)
@@ -120,10 +131,14 @@ def misses(engine, mnist: tuple, wrong: list[tuple[int, str, str, str | None]], 
                                        for gap in GAPS if made[gap]))
 
 
+def non_digit_photos(seeds: tuple[int, ...], per_kind: int) -> list[bytes]:
+    return [non_digit_photo(np.random.default_rng([seed, 100 + i, k]), kind)[0]
+            for seed in seeds for i, kind in enumerate(NON_DIGIT_KINDS) for k in range(per_kind)]
+
+
 def non_digits(engine, seeds: tuple[int, ...], per_kind: int) -> tuple[int, int]:
     """(refused, pictures) over `per_kind` non-digit photos of each kind for each of `seeds`."""
-    others = [non_digit_photo(np.random.default_rng([seed, 100 + i, k]), kind)[0]
-              for seed in seeds for i, kind in enumerate(NON_DIGIT_KINDS) for k in range(per_kind)]
+    others = non_digit_photos(seeds, per_kind)
     refused = 0
     for a in range(0, len(others), 20):
         refused += sum(read._reading(f, accept_all=False).reason is not None
@@ -148,20 +163,48 @@ def read_numbers(engine, made: list[tuple[bytes, str]]
     return exact, accepted, wrong
 
 
-def other_hands(engine, n: int, verbose: bool) -> None:
+def other_hands_numbers(n: int) -> tuple[list[tuple[bytes, str]], int]:
+    """`n` numbers per length 1-6 in the validation fonts, and how many fonts there are."""
     pools = hands.pools("validation", 8, seed=7)
-    count = len(pools)
     made = []
     for length in range(1, 7):
         g = np.random.default_rng([9, length])
-        made += [number_photo(pools[int(g.integers(count))], np.random.default_rng([9, length, k]), length)
+        made += [number_photo(pools[int(g.integers(len(pools)))], np.random.default_rng([9, length, k]), length)
                  for k in range(n)]
+    return made, len(pools)
+
+
+def other_hands(engine, n: int, verbose: bool) -> None:
+    made, count = other_hands_numbers(n)
     exact, accepted, wrong = read_numbers(engine, made)
     if verbose:
         for row in wrong:
             print(("hands", *row))
     print(f"other hands ({count} validation fonts): exact {exact / len(made):.2%}  accept-all "
           f"{accepted / len(made):.2%} ({len(made)} numbers)")
+
+
+def operating_curve(engine, mnist: tuple, n: int, quantiles: list[float]) -> None:
+    """Every development set read once, judged at each quantile's thresholds: right numbers or refused
+    non-digits, per set."""
+    points = operating_points(engine, quantiles)
+    sets = {"numbers, seeds 7+8": (mnist_numbers(mnist, SEEDS, n), True),
+            "numbers, seeds 21-24": (mnist_numbers(mnist, MORE_NUMBER_SEEDS, 200), True),
+            "other hands": (other_hands_numbers(n)[0], True),
+            "non-digits refused, seeds 7+8": ([(p, None) for p in non_digit_photos(SEEDS, max(1, n // 4))], False),
+            "non-digits refused, seeds 11-14": ([(p, None) for p in non_digit_photos(MORE_SEEDS, 50)], False)}
+    counts = {name: dict.fromkeys(quantiles, 0) for name in sets}
+    for name, (made, numbers) in sets.items():
+        for a in range(0, len(made), 20):
+            part = made[a:a + 20]
+            for f, (_, truth) in zip(read.found(engine, [p for p, _ in part]), part, strict=True):
+                for q, fitted in points.items():
+                    reading = read._reading(f, accept_all=False, fitted=fitted)
+                    counts[name][q] += reading.number == truth if numbers else reading.reason is not None
+    print("| verdict quantile | " + " | ".join(sets) + " |\n|---|" + "---:|" * len(sets))
+    for q in quantiles:
+        print(f"| {q} | " + " | ".join(f"{counts[name][q] / max(len(made), 1):.2%} ({counts[name][q]})"
+                                      for name, (made, _) in sets.items()) + " |")
 
 
 if __name__ == "__main__":

@@ -62,6 +62,21 @@ def test_leading_zeros_are_kept(engine: TorchEngine, mnist_test: tuple[torch.Ten
 
 
 @pytest.mark.mnist
+def test_a_reading_can_be_judged_at_another_operating_point(engine: TorchEngine,
+                                                            mnist_test: tuple[torch.Tensor, torch.Tensor]) -> None:
+    """What benchmarks/read_development.py --quantiles does: one reading, judged at other verdict thresholds."""
+    from digitlab.read import _reading, found
+    from digitlab.verdict import shipped
+
+    f = found(engine, [number_picture(digits_of(mnist_test, "27"), [6])])[0]
+    weights, thresholds = shipped()
+    assert _reading(f, False).number == _reading(f, False, (weights, thresholds)).number == "27"
+    refused = _reading(f, False, (weights, thresholds + 1e3))
+    assert refused.number == "" and refused.reason == "not a digit"
+    assert _reading(f, True, (weights, thresholds + 1e3)).number == "27"  # --accept-all never asks
+
+
+@pytest.mark.mnist
 def test_touching_digits_are_split(engine: TorchEngine, mnist_test: tuple[torch.Tensor, torch.Tensor]) -> None:
     # Twenty pairs of consecutive test digits pressed together (their ink boxes overlap by a pixel): a single
     # pair depends on the model's reading of one cut, so the check is on the share read right (20/20 with

@@ -168,13 +168,15 @@ def _size(picture: Image.Image | np.ndarray) -> tuple[int, int]:
     return picture.shape[:2] if isinstance(picture, np.ndarray) else (picture.height, picture.width)
 
 
-def _reading(f: Found, accept_all: bool) -> Reading:
+def _reading(f: Found, accept_all: bool, fitted: tuple[np.ndarray, np.ndarray] | None = None) -> Reading:
+    """The reading `read` shows for what `found` found. `fitted`: the verdict's weights and thresholds (None:
+    the shipped ones; digitlab.verdict.operating_points gives others)."""
     layout, chain = f.layout, f.chain
     if not layout.candidates:
         return Reading("", 0.0, [], "blank")
     if not chain:  # every slice left out as a speck: ink, but nothing a digit could be made of
         return Reading("", 0.0, [], None if accept_all else "not a digit")
-    verdict = judged(f.summary())
+    verdict = judged(f.summary(), fitted)
     digits = [_digit(layout, layout.piece(*layout.candidates[k]), f.crops[k], f.probs[k], label,
                      None if verdict.number else "not a digit", accept_all, alone=len(chain) == 1)
               for k, label in zip(chain, f.labels, strict=True)]
