@@ -23,7 +23,8 @@ of a real number. It is fitted on made-up photos that the benchmark never shows:
   symbols, which stay the benchmark's.
 A quarter of both is held out and reported. The threshold lets through all but QUANTILE of the right
 readings fitted on: the share of real numbers refused is chosen, the share of non-digits refused follows; one
-buys the other (README, stops 38 and 43), and QUANTILE is where both of issue 12's targets are met on development data.
+buys the other (README, stops 38 and 43), and QUANTILE is where both of issue 12's targets are met on development
+data.
 A digit alone may pass a lower one, the same quantile of the lone right readings: with one threshold over
 all, as until stop 32, a right digit alone was refused twice as often as a longer number (most non-digits
 read as one or two digits, so the regression leans against a digit alone). No group of right readings is
@@ -40,10 +41,14 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    from digitlab.engine import Engine
 
 SUMMARY = ("bias", "one digit", "log digits", "weakest check margin", "mean check margin",
            "weakest chain score / 5 (several digits)", "mean chain score / 5 (several digits)", "weakest log p",
@@ -209,8 +214,8 @@ def thresholds(positive: np.ndarray, weights: np.ndarray, quantile: float) -> np
     return np.array([round(own(~one), 5), round(own(one), 5)])
 
 
-def operating_points(engine, quantiles: list[float], seed: int = 70, per_length: int = 250, singles: int = 500
-                     ) -> dict[float, tuple[np.ndarray, np.ndarray]]:
+def operating_points(engine: Engine, quantiles: list[float], seed: int = 70, per_length: int = 250,
+                     singles: int = 500) -> dict[float, tuple[np.ndarray, np.ndarray]]:
     """The shipped weights with the thresholds each quantile would give, recomputed from the right readings
     `main` fits on (its defaults): the weights do not depend on the quantile, so a benchmark can judge every
     reading at several operating points from one reading (benchmarks/read_development.py --quantiles)."""
