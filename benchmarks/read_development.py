@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -131,6 +132,12 @@ def misses(engine, mnist: tuple, wrong: list[tuple[int, str, str, str | None]], 
                                        for gap in GAPS if made[gap]))
 
 
+def found_each(engine, pictures: list) -> Iterator[read.Found]:
+    """`read.found` for each picture in turn, 20 pictures to a batch."""
+    for a in range(0, len(pictures), 20):
+        yield from read.found(engine, pictures[a:a + 20])
+
+
 def non_digit_photos(seeds: tuple[int, ...], per_kind: int) -> list[bytes]:
     return [non_digit_photo(np.random.default_rng([seed, 100 + i, k]), kind)[0]
             for seed in seeds for i, kind in enumerate(NON_DIGIT_KINDS) for k in range(per_kind)]
@@ -139,10 +146,7 @@ def non_digit_photos(seeds: tuple[int, ...], per_kind: int) -> list[bytes]:
 def non_digits(engine, seeds: tuple[int, ...], per_kind: int) -> tuple[int, int]:
     """(refused, pictures) over `per_kind` non-digit photos of each kind for each of `seeds`."""
     others = non_digit_photos(seeds, per_kind)
-    refused = 0
-    for a in range(0, len(others), 20):
-        refused += sum(read._reading(f, accept_all=False).reason is not None
-                       for f in read.found(engine, others[a:a + 20]))
+    refused = sum(read._reading(f, accept_all=False).reason is not None for f in found_each(engine, others))
     return refused, len(others)
 
 
@@ -152,14 +156,12 @@ def read_numbers(engine, made: list[tuple[bytes, str]]
     refused, reason) for each read wrong), 20 photos to a `read.found` batch."""
     exact = accepted = 0
     wrong = []
-    for a in range(0, len(made), 20):
-        part = made[a:a + 20]
-        for k, (f, (_, truth)) in enumerate(zip(read.found(engine, [p for p, _ in part]), part, strict=True)):
-            reading = read._reading(f, accept_all=False)
-            exact += reading.number == truth
-            accepted += f.number == truth
-            if reading.number != truth:
-                wrong.append((a + k, truth, f.number, reading.reason))
+    for k, (f, (_, truth)) in enumerate(zip(found_each(engine, [p for p, _ in made]), made, strict=True)):
+        reading = read._reading(f, accept_all=False)
+        exact += reading.number == truth
+        accepted += f.number == truth
+        if reading.number != truth:
+            wrong.append((k, truth, f.number, reading.reason))
     return exact, accepted, wrong
 
 
@@ -195,12 +197,10 @@ def operating_curve(engine, mnist: tuple, n: int, quantiles: list[float]) -> Non
             "non-digits refused, seeds 11-14": ([(p, None) for p in non_digit_photos(MORE_SEEDS, 50)], False)}
     counts = {name: dict.fromkeys(quantiles, 0) for name in sets}
     for name, (made, numbers) in sets.items():
-        for a in range(0, len(made), 20):
-            part = made[a:a + 20]
-            for f, (_, truth) in zip(read.found(engine, [p for p, _ in part]), part, strict=True):
-                for q, fitted in points.items():
-                    reading = read._reading(f, accept_all=False, fitted=fitted)
-                    counts[name][q] += reading.number == truth if numbers else reading.reason is not None
+        for f, (_, truth) in zip(found_each(engine, [p for p, _ in made]), made, strict=True):
+            for q, fitted in points.items():
+                reading = read._reading(f, accept_all=False, fitted=fitted)
+                counts[name][q] += reading.number == truth if numbers else reading.reason is not None
     print("| verdict quantile | " + " | ".join(sets) + " |\n|---|" + "---:|" * len(sets))
     for q in quantiles:
         print(f"| {q} | " + " | ".join(f"{counts[name][q] / max(len(made), 1):.2%} ({counts[name][q]})"

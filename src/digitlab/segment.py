@@ -144,14 +144,15 @@ def segment(image: Image.Image | np.ndarray) -> Layout:
     layout.stroke = _stroke_width(ink > 0)
     # Grainy paper breaks a shadow along the border into specks, each too short for _atoms to see it lies along
     # the side; merged, they do (a blank sheet with a shadow at its edge was read as a 1).
-    groups = [g for g in _merge(_atoms(ink)) if not _along_border(_join(g), *ink.shape)]
-    typical = float(np.median([_join(g).height for g in groups])) if groups else 0.0
-    for blob, group in enumerate(groups):
+    joined = [(g, _join(g)) for g in _merge(_atoms(ink))]
+    groups = [(g, whole) for g, whole in joined if not _along_border(whole, *ink.shape)]
+    typical = float(np.median([whole.height for _, whole in groups])) if groups else 0.0
+    for blob, (group, whole) in enumerate(groups):
         slices = _slices(group, ink)
         layout.blobs += [blob] * len(slices)
         layout.slices += slices
         # A digit is about as tall as its blob, and not much smaller than the other digits of the number.
-        layout.heights += [max(_join(group).height, round(0.8 * typical))] * len(slices)
+        layout.heights += [max(whole.height, round(0.8 * typical))] * len(slices)
     layout.candidates = _candidates(layout.slices, layout.heights)
     return layout
 

@@ -64,6 +64,9 @@ CAP, SCORE_CAP, LOGP_FLOOR, LINE_FLOOR = 6.0, 15.0, -3.0, -10.0
 # refusing 87% of them: held-out seed 101 then refused 84.7% of its non-digits, under issue 12's 85%.
 QUANTILE = 0.003
 L2 = 1e-3
+# How `main` makes its photos by default (make weights-verdict); operating_points recomputes the shipped
+# thresholds from the same ones.
+FIT_SEED, FIT_PER_LENGTH, FIT_SINGLES = 70, 250, 500
 ONE_DIGIT = SUMMARY.index("one digit")  # the column that tells a digit alone (1) from a longer reading (0)
 
 
@@ -214,16 +217,20 @@ def thresholds(positive: np.ndarray, weights: np.ndarray, quantile: float) -> np
     return np.array([round(own(~one), 5), round(own(one), 5)])
 
 
-def operating_points(engine: Engine, quantiles: list[float], seed: int = 70, per_length: int = 250,
-                     singles: int = 500) -> dict[float, tuple[np.ndarray, np.ndarray]]:
+def operating_points(engine: Engine, quantiles: list[float], seed: int = FIT_SEED, per_length: int = FIT_PER_LENGTH,
+                     singles: int = FIT_SINGLES) -> dict[float, tuple[np.ndarray, np.ndarray]]:
     """The shipped weights with the thresholds each quantile would give, recomputed from the right readings
     `main` fits on (its defaults): the weights do not depend on the quantile, so a benchmark can judge every
     reading at several operating points from one reading (benchmarks/read_development.py --quantiles)."""
     pictures, truths = numbers(seed, per_length, singles)
-    positive = summaries(engine, pictures[0::4] + pictures[1::4] + pictures[2::4],
-                         truths[0::4] + truths[1::4] + truths[2::4])  # main's three quarters, in its order
+    positive = summaries(engine, _quarters(pictures)[0], _quarters(truths)[0])
     weights, _ = shipped()
     return {q: (weights, thresholds(positive, weights, q)) for q in quantiles}
+
+
+def _quarters(items: list) -> tuple[list, list]:
+    """Three quarters to fit on and every fourth item held out to report on, in the order `main` reads them."""
+    return items[0::4] + items[1::4] + items[2::4], items[3::4]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -233,9 +240,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m digitlab.verdict", description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="src/digitlab/weights/verdict.json")
     parser.add_argument("--model", default="strong")
-    parser.add_argument("--seed", type=int, default=70)
-    parser.add_argument("--per-length", type=int, default=250, help="photos of numbers per length (1-8)")
-    parser.add_argument("--singles", type=int, default=500, help="held-out digits alone, at 28x28")
+    parser.add_argument("--seed", type=int, default=FIT_SEED)
+    parser.add_argument("--per-length", type=int, default=FIT_PER_LENGTH, help="photos of numbers per length (1-8)")
+    parser.add_argument("--singles", type=int, default=FIT_SINGLES, help="held-out digits alone, at 28x28")
     parser.add_argument("--non-digits", type=int, default=3000)
     parser.add_argument("--quantile", type=float, default=QUANTILE)
     args = parser.parse_args(argv)
@@ -245,13 +252,12 @@ def main(argv: list[str] | None = None) -> int:
     pictures, truths = numbers(args.seed, args.per_length, args.singles)
     others = non_numbers(args.seed + 1, args.non_digits)
     # Every fourth picture of each is held out to report on.
-    fit_pos = summaries(engine, pictures[0::4] + pictures[1::4] + pictures[2::4],
-                        truths[0::4] + truths[1::4] + truths[2::4])
-    held_pos = summaries(engine, pictures[3::4], truths[3::4])
-    fit_neg = summaries(engine, others[0::4] + others[1::4] + others[2::4])
-    held_neg = summaries(engine, others[3::4])
+    (fit_pictures, held_pictures), (fit_truths, held_truths) = _quarters(pictures), _quarters(truths)
+    fit_others, held_others = _quarters(others)
+    fit_pos, held_pos = summaries(engine, fit_pictures, fit_truths), summaries(engine, held_pictures, held_truths)
+    fit_neg, held_neg = summaries(engine, fit_others), summaries(engine, held_others)
     weights, thresholds = fit(fit_pos, fit_neg, args.quantile)
-    held_negatives = len(others[3::4])  # those with no chain at all are refused before the verdict is asked
+    held_negatives = len(held_others)  # those with no chain at all are refused before the verdict is asked
     refused_pos = np.array([not judged(row, (weights, thresholds)).number for row in held_pos], bool)
     passed_neg = sum(judged(row, (weights, thresholds)).number for row in held_neg)
     lone = held_pos[:, ONE_DIGIT] == 1
