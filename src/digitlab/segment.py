@@ -142,10 +142,12 @@ def segment(image: Image.Image | np.ndarray) -> Layout:
             layout.heights, layout.blobs = [layout.slices[0].height], [0]
         return layout
     layout.stroke = _stroke_width(ink > 0)
+    atoms, subject = _atoms(ink, layout.stroke)
     # Grainy paper breaks a shadow along the border into specks, each too short for _atoms to see it lies along
-    # the side; merged, they do (a blank sheet with a shadow at its edge was read as a 1).
-    joined = [(g, _join(g)) for g in _merge(_atoms(ink))]
-    groups = [(g, whole) for g, whole in joined if not _along_border(whole, *ink.shape)]
+    # the side; merged, they do (a blank sheet with a shadow at its edge was read as a 1). In a picture cut to
+    # its ink, ink on the border is the digit's, as in _atoms.
+    joined = [(g, _join(g)) for g in _merge(atoms)]
+    groups = [(g, whole) for g, whole in joined if subject or not _along_border(whole, *ink.shape)]
     typical = float(np.median([whole.height for _, whole in groups])) if groups else 0.0
     for blob, (group, whole) in enumerate(groups):
         slices = _slices(group, ink)
@@ -160,12 +162,12 @@ def segment(image: Image.Image | np.ndarray) -> Layout:
 # ----------------------------------------------------------------------------------- atoms and merging
 
 
-def _atoms(ink: np.ndarray) -> list[Piece]:
-    """Connected components of the ink, small breaks healed, specks and dust dropped."""
+def _atoms(ink: np.ndarray, stroke: float) -> tuple[list[Piece], bool]:
+    """Connected components of the ink, specks and dust dropped; and whether the picture is cut to its ink."""
     mask = ink > 0
     labels, n = ndimage.label(mask, structure=np.ones((3, 3), dtype=bool))
     if n == 0:
-        return []
+        return [], False
     areas = np.bincount(labels.ravel(), minlength=n + 1)
     pieces = []
     for index, found in enumerate(ndimage.find_objects(labels), start=1):
@@ -177,9 +179,11 @@ def _atoms(ink: np.ndarray) -> list[Piece]:
     # A shadow or the edge of the sheet: ink along a good part of the picture's border, or a solid patch on
     # it (a shadow's corner: as thick as it is wide), not a digit.
     H, W = ink.shape
-    pieces = [p for p in pieces if not _along_border(p, H, W) and not (_on_border(p, H, W) and _solid(p))]
+    subject = _cut_to_subject(pieces, mask, stroke)
+    if not subject:
+        pieces = [p for p in pieces if not _along_border(p, H, W) and not (_on_border(p, H, W) and _solid(p))]
     if not pieces:
-        return []
+        return [], False
     # The corner of a shadow or of the sheet: a small piece on the border, beside bigger ones inside.
     inside = [p.height for p in pieces if not _on_border(p, H, W)]
     if inside:
@@ -190,7 +194,26 @@ def _atoms(ink: np.ndarray) -> list[Piece]:
     # (the top bar of a 5) stays.
     keep = [p for p in pieces
             if max(p.height, p.width) >= 0.2 * tallest or p.mask.sum() >= 0.08 * biggest]
-    return sorted(keep, key=lambda p: (p.box[0] + p.box[2]) / 2)
+    return sorted(keep, key=lambda p: (p.box[0] + p.box[2]) / 2), subject
+
+
+def _cut_to_subject(pieces: list[Piece], mask: np.ndarray, stroke: float) -> bool:
+    """The picture is cut to its ink, as a user crops a photo to the digit: the pieces that span half the
+    picture (a digit of it, not a blot of paper grain) reach all four sides, but the border is mostly paper.
+    Their ink then touches the edges because it is the subject, not a shadow or the sheet's edge (a digit cut
+    tight spans the picture's height, which the border rules would drop)."""
+    H, W = mask.shape
+    spans = [p.box for p in pieces if p.height >= 0.5 * H or p.width >= 0.5 * W]
+    if not spans:
+        return False
+    # Faint edges of the strokes may fall short of the ink threshold: a stroke's width of slack.
+    t = max(2.0, 0.03 * max(H, W), stroke)
+    reaches = (min(b[0] for b in spans) <= t and min(b[1] for b in spans) <= t
+               and max(b[2] for b in spans) >= W - t and max(b[3] for b in spans) >= H - t)
+    # A box drawn around the picture (a form's field) reaches all four sides too, but covers the border; a
+    # digit cut tight touches it in a few places (under half of it on every development crop).
+    border = np.concatenate([mask[0], mask[-1], mask[1:-1, 0], mask[1:-1, -1]])
+    return bool(reaches and border.mean() < 0.6)
 
 
 def _along_border(p: Piece, H: int, W: int) -> bool:
