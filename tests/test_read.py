@@ -183,6 +183,21 @@ def test_a_digit_cut_tight_to_its_ink_reads_as_predict_reads_it(engine: TorchEng
                                                           zip(readings, labels, strict=True)]
 
 
+@pytest.mark.mnist
+def test_a_number_on_a_sheet_on_a_table_is_read(engine: TorchEngine,
+                                               mnist_test: tuple[torch.Tensor, torch.Tensor]) -> None:
+    """The table all around the sheet once made the paper read as ink ("not a digit"); only the sheet is read."""
+    from tests.test_sheet import on_table
+
+    sheet = np.asarray(number_picture(digits_of(mnist_test, "407"), [6, 8]), np.float32)
+    h, w = sheet.shape
+    for tone in (50, 110):
+        picture = Image.fromarray(on_table(sheet, (w // 8, h // 6, w // 8 + w, h // 6 + h), tone))
+        reading = read_picture(engine, picture)
+        assert (reading.number, reading.reason) == ("407", None), (tone, reading.number, reading.reason)
+        assert all(d.box[0] >= w // 8 for d in reading.digits)  # boxes in the photo's pixels
+
+
 def test_reading_to_json(engine: TorchEngine) -> None:
     reading = read_picture(engine, strokes([[(100, 30), (100, 170)]]))
     assert isinstance(reading, Reading) and reading.number == "1"

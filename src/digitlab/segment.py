@@ -25,6 +25,7 @@ from PIL import Image
 from scipy import ndimage
 
 from digitlab.data.images import _ink_on_black, _to_gray
+from digitlab.sheet import find_sheet
 
 WORK_SIDE = 1024  # segmentation runs at most this size: plenty for a number, fast on a 12-megapixel photo
 ONE_DIGIT_MAX = 1.15  # pieces merged into one digit are at most this wide for their height
@@ -68,6 +69,7 @@ class Layout:
     heights: list[int] = field(default_factory=list)  # per slice: how tall a digit around it is
     blobs: list[int] = field(default_factory=list)  # per slice: which group of ink it was cut from
     stroke: float = 1.0  # typical stroke width, work pixels: a digit is several strokes tall, a dash is one
+    origin: tuple[int, int] = (0, 0)  # where `gray` starts in the picture, work pixels (digitlab.sheet)
 
     def cuts_ink(self, i: int) -> bool:
         """Whether starting a digit at slice i cuts through ink (i and the slice before it touch)."""
@@ -103,7 +105,7 @@ class Layout:
     def input_box(self, piece: Piece) -> tuple[int, int, int, int]:
         """The piece's box in the input picture's pixels."""
         w, h = self.size
-        x0, y0, x1, y1 = piece.box
+        x0, y0, x1, y1 = np.add(piece.box, self.origin * 2)
         s = self.scale
         return (max(0, int(np.floor(x0 / s))), max(0, int(np.floor(y0 / s))),
                 min(w, int(np.ceil(x1 / s))), min(h, int(np.ceil(y1 / s))))
@@ -132,8 +134,13 @@ def gray_of(image: Image.Image | np.ndarray) -> tuple[np.ndarray, float, tuple[i
 def segment(image: Image.Image | np.ndarray) -> Layout:
     """The slices of a picture's ink and the runs of them that may be digits (none: a blank picture)."""
     gray, scale, size = gray_of(image)
+    # A sheet photographed with the table around it: only the sheet is read (digitlab.sheet).
+    sheet = find_sheet(gray)
+    origin = (0, 0) if sheet is None else sheet[:2]
+    if sheet is not None:
+        gray = gray[sheet[1] : sheet[3], sheet[0] : sheet[2]]
     ink = _ink_on_black(gray)
-    layout = Layout(ink, gray, scale, size, [], [])
+    layout = Layout(ink, gray, scale, size, [], [], origin=origin)
     if ink.shape == (28, 28) or min(ink.shape) < 8:
         # An MNIST-sized picture is one digit, as `predict` reads it.
         if (ink > 0).any():
