@@ -61,7 +61,7 @@ class Layout:
     """
 
     ink: np.ndarray  # float32 (H, W) in [0, 1], white ink on black, at work scale
-    gray: np.ndarray  # float32 (H, W) in [0, 1], the picture as it is, at work scale
+    gray: np.ndarray  # float32 (H, W) in [0, 1], the picture as it is (the sheet alone, if found), at work scale
     scale: float  # work pixels per input pixel
     size: tuple[int, int]  # the input's (width, height)
     slices: list[Piece]

@@ -1,0 +1,129 @@
+"""How `digitlab read` copes with how a photo is framed: cut tight to the ink, or the sheet with the table around it.
+
+    python benchmarks/read_framing.py                                   # development: what stop 44 was built on
+    python benchmarks/read_framing.py --split test --seed 4401 --table-seed 4402   # held-out (run once, stop 44)
+
+Cut tight: MNIST digits cropped to their ink (> 30 of 255, so that it touches every side), dark on white, scaled by
+5 and by 2; and `digitlab.synth` photos whose ink is cut to its box before paper, light, noise and JPEG are added
+(1-4 digits). `read` is set beside `predict` (the whole picture through `to_mnist`, the model and the not-a-digit
+check), which these pictures suit: issue 12 asks that `read` work wherever `predict` works. On the table: synth
+number photos (lengths 1-6, MNIST test digits) laid on a grey-brown table of tone 60 or 120, with its grain, 5-20%
+of the photo's size on each side, beside the same photos as taken. Right = the exact number; a refusal is wrong.
+`--split train` (the default) builds the tight pictures from MNIST's training digits, which `read` was developed on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from digitlab import synth
+from digitlab.data.idx import load_idx_split
+from digitlab.data.images import open_image, to_mnist
+from digitlab.engine import load_engine
+from digitlab.predict import predict_proba
+from digitlab.read import read_pictures
+from digitlab.refuse import refusals
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cut_to_ink(digit: np.ndarray, scale: int) -> bytes:
+    """An MNIST digit cropped to its ink, dark on white, scaled: PNG bytes."""
+    ys, xs = np.nonzero(digit > 30)
+    crop = Image.fromarray(255 - digit[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1])
+    buffer = io.BytesIO()
+    crop.resize((crop.width * scale, crop.height * scale), Image.Resampling.BILINEAR).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def tight_photo(mnist: synth.Mnist, g: np.random.Generator, length: int) -> tuple[bytes, str]:
+    """A synth number photo whose ink is cut to its box before it is photographed."""
+    photograph = synth.photo_of
+
+    def cut(ink: np.ndarray, g: np.random.Generator, easy: bool = False, info: dict | None = None) -> bytes:
+        ys, xs = np.nonzero(ink > 0.12)
+        return photograph(np.ascontiguousarray(ink[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]), g, easy, info)
+
+    synth.photo_of = cut  # number_photo photographs through the module's photo_of
+    try:
+        return synth.number_photo(mnist, g, length)
+    finally:
+        synth.photo_of = photograph
+
+
+def on_table(photo: bytes, g: np.random.Generator, tone: float) -> Image.Image:
+    """The photographed sheet with a table of brightness `tone` (grey-brown, grainy) around it."""
+    sheet = np.asarray(Image.open(io.BytesIO(photo)).convert("RGB"), np.float32)
+    h, w, _ = sheet.shape
+    top, bottom, left, right = (int(g.uniform(0.05, 0.2) * side) for side in (h, h, w, w))
+    table = np.array([tone, tone * 0.8, tone * 0.6]) + g.normal(0, 6, (h + top + bottom, w + left + right, 3))
+    table[top : top + h, left : left + w] = sheet
+    return Image.fromarray(np.clip(table, 0, 255).astype(np.uint8))
+
+
+def read_right(engine, pictures: list, truths: list[str]) -> int:
+    readings = []
+    for k in range(0, len(pictures), 20):
+        readings += read_pictures(engine, pictures[k : k + 20])
+    return sum(r.number == t for r, t in zip(readings, truths, strict=True))
+
+
+def predict_right(engine, pictures: list[bytes], truths: list[str]) -> int:
+    pixels = torch.from_numpy(np.stack([to_mnist(open_image(p)) for p in pictures]))
+    labels = predict_proba(engine, pixels).argmax(1).numpy()
+    reasons = refusals(pixels.numpy())
+    return sum(r is None and str(int(label)) == t for label, r, t in zip(labels, reasons, truths, strict=True))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--split", choices=["train", "test"], default="train", help="MNIST digits cut tight")
+    parser.add_argument("--seed", type=int, default=44, help="which digits, and the tight photos")
+    parser.add_argument("--table-seed", type=int, default=7, help="number photos laid on a table (7: development)")
+    parser.add_argument("--n", type=int, default=300)
+    parser.add_argument("--model", default="strong")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(2)
+    engine = load_engine(args.model)
+    rows = []
+    began = time.perf_counter()
+    mnist = tuple(t.numpy() for t in load_idx_split(ROOT / "data" / "mnist", args.split))
+    picks = np.random.default_rng(args.seed).choice(len(mnist[0]), args.n, replace=False)
+    truths = [str(int(mnist[1][k])) for k in picks]
+    for scale in (5, 2):
+        pictures = [cut_to_ink(mnist[0][k], scale) for k in picks]
+        rows.append((f"MNIST digit cut to its ink, x{scale}", args.n, read_right(engine, pictures, truths),
+                     predict_right(engine, pictures, truths)))
+    for length, n in ((1, args.n), (2, args.n // 3), (3, args.n // 3), (4, args.n // 3)):
+        made = [tight_photo(mnist, np.random.default_rng([args.seed, length, k]), length) for k in range(n)]
+        photos, texts = [p for p, _ in made], [t for _, t in made]
+        rows.append((f"photo of {length} digit{'s' if length > 1 else ''} cut to its ink", n,
+                     read_right(engine, photos, texts), predict_right(engine, photos, texts) if length == 1 else None))
+    test = tuple(t.numpy() for t in load_idx_split(ROOT / "data" / "mnist", "test"))
+    made = [synth.number_photo(test, np.random.default_rng([args.table_seed, L, k]), L)
+            for L in range(1, 7) for k in range(args.n // 6)]
+    photos, texts = [p for p, _ in made], [t for _, t in made]
+    rows.append(("number photo as taken (lengths 1-6)", len(made), read_right(engine, photos, texts), None))
+    for tone in (60, 120):
+        tabled = [on_table(p, np.random.default_rng([args.table_seed, 500, k]), tone) for k, p in enumerate(photos)]
+        rows.append((f"the same on a table of tone {tone}", len(made), read_right(engine, tabled, texts), None))
+    print(f"`python benchmarks/read_framing.py {' '.join(sys.argv[1:] if argv is None else argv)}` "
+          f"(tight: MNIST {args.split}, seed {args.seed}; table: number seed {args.table_seed}; model {args.model})\n")
+    print("| pictures | n | `read` right | `predict` right |\n|---|---:|---:|---:|")
+    for name, n, right, predicted in rows:
+        print(f"| {name} | {n} | {right} ({right / n:.1%}) | "
+              + (f"{predicted} ({predicted / n:.1%}) |" if predicted is not None else "|"))
+    print(f"\n{time.perf_counter() - began:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
