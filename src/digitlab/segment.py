@@ -6,9 +6,11 @@
         crop = layout.crop(layout.piece(i, j))   # -> digitlab.data.images.to_mnist
 
 The ink comes from the same steps `to_mnist` uses (grey, polarity, uneven light, noise), on a copy scaled
-down to at most WORK_SIDE pixels. Connected components of that ink (scipy.ndimage) are the atoms: pieces
-of one digit (the detached top of a 5, a 4 or 7 in two strokes, a broken pencil line) are merged when they
-lie above one another (horizontal overlap), and specks are dropped. A blob wider than a 1 may be digits
+down to at most WORK_SIDE pixels, and on the sheet alone where the photo shows the table around it
+(`digitlab.sheet`). Connected components of that ink (scipy.ndimage) are the atoms: pieces of one digit (the
+detached top of a 5, a 4 or 7 in two strokes, a broken pencil line) are merged when they lie above one another
+(horizontal overlap), and specks, shadows and the sheet's edge are dropped, unless the picture is cut tight to
+its ink, whose edges the digit then touches. A blob wider than a 1 may be digits
 that touch, so it is cut at the columns where its ink is thinnest: these slices are over-cut on purpose,
 and the candidates are the runs of neighbouring slices that could be one digit. Which runs are the digits
 is decided by the model (`digitlab.read`), not by shapes alone: a broad 0 and two touching digits can have
