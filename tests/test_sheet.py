@@ -11,7 +11,8 @@ from tests.test_segment import runs_covering
 
 
 def on_table(sheet: np.ndarray, box: tuple[int, int, int, int], tone: float, seed: int = 0) -> np.ndarray:
-    """`sheet` (grey 0-255) laid at `box`'s corner on a table of brightness `tone`, with the table's grain."""
+    """`sheet` (grey 0-255) laid at `box` on a grainy table of brightness `tone`, the table as wide on the right
+    and below as on the left and above."""
     g = np.random.default_rng(seed)
     x0, y0, x1, y1 = box
     picture = tone + g.normal(0, 5, (y1 + y0, x1 + x0))

@@ -35,17 +35,15 @@ def find_sheet(gray: np.ndarray) -> tuple[int, int, int, int] | None:
     small = np.asarray(Image.fromarray(gray, mode="F").reduce(f), np.float32) if f > 1 else gray
     # Most photos are paper to their border: that is seen without the median filter, which costs more than the
     # rest of segment's first steps.
-    if np.percentile(small, 95) - np.median(np.concatenate([small[0], small[-1], small[:, 0], small[:, -1]])) \
-            < MIN_CONTRAST / 2:
+    if np.percentile(small, 95) - np.median(_border(small)) < MIN_CONTRAST / 2:
         return None
     small = ndimage.median_filter(small, size=5, mode="nearest")
-    edge = np.concatenate([small[0], small[-1], small[:, 0], small[:, -1]])
-    table, paper = float(np.median(edge)), float(np.percentile(small, 95))
+    table, paper = float(np.median(_border(small))), float(np.percentile(small, 95))
     if paper - table < MIN_CONTRAST:
         return None
     # Nearer the table than the paper: the light falls off across a sheet, and its far side must stay paper.
     bright = small > table + 0.3 * (paper - table)
-    if np.concatenate([bright[0], bright[-1], bright[:, 0], bright[:, -1]]).mean() > MAX_BRIGHT_BORDER:
+    if _border(bright).mean() > MAX_BRIGHT_BORDER:
         return None
     labels, n = ndimage.label(ndimage.binary_fill_holes(bright))
     if n == 0:
@@ -61,3 +59,8 @@ def find_sheet(gray: np.ndarray) -> tuple[int, int, int, int] | None:
     # One reduced pixel inside the box: the median filter blurs the sheet's edge over about that much.
     x0, y0, x1, y1 = ((box[0] + 1) * f, (box[1] + 1) * f, (box[2] - 1) * f, (box[3] - 1) * f)
     return (x0, y0, min(x1, W), min(y1, H)) if x1 - x0 >= 16 and y1 - y0 >= 16 else None
+
+
+def _border(a: np.ndarray) -> np.ndarray:
+    """The picture's outermost rows and columns, in one array."""
+    return np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
