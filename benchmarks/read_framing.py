@@ -29,8 +29,10 @@ from digitlab.data.idx import load_idx_split
 from digitlab.data.images import open_image, to_mnist
 from digitlab.engine import load_engine
 from digitlab.predict import predict_proba
-from digitlab.read import read_pictures
 from digitlab.refuse import refusals
+
+sys.path.insert(0, str(Path(__file__).parent))
+from read_numbers import read_all  # noqa: E402  (benchmarks/read_numbers.py: read_pictures 20 at a time)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -70,9 +72,7 @@ def on_table(photo: bytes, g: np.random.Generator, tone: float) -> Image.Image:
 
 
 def read_right(engine, pictures: list, truths: list[str]) -> int:
-    readings = []
-    for k in range(0, len(pictures), 20):
-        readings += read_pictures(engine, pictures[k : k + 20])
+    readings, _ = read_all(engine, pictures)
     return sum(r.number == t for r, t in zip(readings, truths, strict=True))
 
 

@@ -137,10 +137,9 @@ def segment(image: Image.Image | np.ndarray) -> Layout:
     """The slices of a picture's ink and the runs of them that may be digits (none: a blank picture)."""
     gray, scale, size = gray_of(image)
     # A sheet photographed with the table around it: only the sheet is read (digitlab.sheet).
-    sheet = find_sheet(gray)
-    origin = (0, 0) if sheet is None else sheet[:2]
+    sheet, origin = find_sheet(gray), (0, 0)
     if sheet is not None:
-        gray = gray[sheet[1] : sheet[3], sheet[0] : sheet[2]]
+        origin, gray = sheet[:2], gray[sheet[1] : sheet[3], sheet[0] : sheet[2]]
     ink = _ink_on_black(gray)
     layout = Layout(ink, gray, scale, size, [], [], origin=origin)
     if ink.shape == (28, 28) or min(ink.shape) < 8:

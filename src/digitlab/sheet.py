@@ -17,6 +17,8 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+from digitlab.data.images import _border
+
 SIDE = 96  # the reduced copy the sheet is looked for on: strokes a few pixels wide vanish, a sheet does not
 MIN_AREA = 0.25  # the sheet covers at least this share of the picture
 MIN_FILL = 0.85  # ... and this share of its own box (a sheet photographed square-on or a little turned)
@@ -59,8 +61,3 @@ def find_sheet(gray: np.ndarray) -> tuple[int, int, int, int] | None:
     # One reduced pixel inside the box: the median filter blurs the sheet's edge over about that much.
     x0, y0, x1, y1 = ((box[0] + 1) * f, (box[1] + 1) * f, (box[2] - 1) * f, (box[3] - 1) * f)
     return (x0, y0, min(x1, W), min(y1, H)) if x1 - x0 >= 16 and y1 - y0 >= 16 else None
-
-
-def _border(a: np.ndarray) -> np.ndarray:
-    """The picture's outermost rows and columns, in one array."""
-    return np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])

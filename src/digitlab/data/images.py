@@ -114,7 +114,7 @@ class _Ink:
     @staticmethod
     def _dark_ink(small: np.ndarray) -> bool:
         """Polarity: the background is what the border mostly shows; ink is the far tail on one side of it."""
-        border = np.concatenate([small[0], small[-1], small[:, 0], small[:, -1]])
+        border = _border(small)
         level = float(np.median(border))
         low, high = np.percentile(small, [0.5, 99.5])
         dark = level - low > high - level
@@ -222,6 +222,11 @@ def _digit_strokes(found: _Ink) -> np.ndarray | None:
     return np.isin(labels, index[sorted(kept)])
 
 
+def _border(a: np.ndarray) -> np.ndarray:
+    """A picture's outermost rows and columns, in one array: where the paper shows, whatever is written."""
+    return np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
+
+
 def _otsu(values: np.ndarray) -> float:
     hist = np.bincount(np.minimum((values.ravel() * 64).astype(np.intp), 63), minlength=64)
     edges = np.linspace(0.0, 1.0, 65)
@@ -247,8 +252,7 @@ def to_mnist(image: Image.Image | np.ndarray) -> np.ndarray:
     else:
         gray = _to_gray(image)
     if gray.shape == (28, 28):
-        border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-        if np.median(border) > 0.5:
+        if np.median(_border(gray)) > 0.5:
             gray = 1.0 - gray
         return np.clip(np.rint(gray * 255), 0, 255).astype(np.uint8)
     gray = np.ascontiguousarray(gray, dtype=np.float32)
