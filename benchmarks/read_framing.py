@@ -1,15 +1,19 @@
-"""How `digitlab read` copes with how a photo is framed: cut tight to the ink, or the sheet with the table around it.
+"""How `digitlab read` copes with how a photo is framed: cut tight to the ink, the sheet with the table around it,
+or a form's field with the box printed around it.
 
-    python benchmarks/read_framing.py                                   # development: what stop 44 was built on
-    python benchmarks/read_framing.py --split test --seed 4401 --table-seed 4402   # held-out (run once, stop 44)
+    python benchmarks/read_framing.py                                   # development: what stops 44-45 were built on
+    python benchmarks/read_framing.py --split test --seed 4401 --table-seed 4402 --box-seed 4501   # held-out
 
 Cut tight: MNIST digits cropped to their ink (> 30 of 255, so that it touches every side), dark on white, scaled by
 5 and by 2; and `digitlab.synth` photos whose ink is cut to its box before paper, light, noise and JPEG are added
 (1-4 digits). `read` is set beside `predict` (the whole picture through `to_mnist`, the model and the not-a-digit
 check), which these pictures suit: issue 12 asks that `read` work wherever `predict` works. On the table: synth
 number photos (lengths 1-6, MNIST test digits) laid on a grey-brown table of tone 60 or 120, with its grain, 5-20%
-of the photo's size on each side, beside the same photos as taken. Right = the exact number; a refusal is wrong.
-`--split train` (the default) builds the tight pictures from MNIST's training digits, which `read` was developed on.
+of the photo's size on each side, beside the same photos as taken; its first 50, of one digit, also through
+`predict`. In a box: synth number photos (lengths 1-4 and 6) with a box printed around the writing (lines 1-6 px,
+grey to black, turned up to 1.5 degrees), cut at the box or a little outside it. Right = the exact number; a
+refusal is wrong. `--split train` (the default) builds the tight and boxed pictures from MNIST's training digits,
+which `read` was developed on.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from digitlab import synth
 from digitlab.data.idx import load_idx_split
@@ -71,9 +75,40 @@ def on_table(photo: bytes, g: np.random.Generator, tone: float) -> Image.Image:
     return Image.fromarray(np.clip(table, 0, 255).astype(np.uint8))
 
 
+def boxed_photo(mnist: synth.Mnist, g: np.random.Generator, length: int) -> tuple[bytes, str]:
+    """A synth number photo written in a box printed on the paper, cut at the box or a little outside it."""
+    photograph = synth.photo_of
+
+    def boxed(ink: np.ndarray, g2: np.random.Generator, easy: bool = False, info: dict | None = None) -> bytes:
+        h, w = ink.shape
+        width, tone, turn = int(g.choice([1, 2, 2, 3, 4, 6])), g.uniform(0.6, 1.0), np.deg2rad(g.uniform(-1.5, 1.5))
+        out = int(g.choice([0, 0, 1])) * int(g.uniform(2, 0.06 * max(h, w) + 3))  # paper outside the box
+        canvas = np.zeros((h + 2 * (out + width), w + 2 * (out + width)), np.float32)
+        canvas[out + width : out + width + h, out + width : out + width + w] = ink
+        H, W = canvas.shape
+        corners = [(out, out), (W - 1 - out, out), (W - 1 - out, H - 1 - out), (out, H - 1 - out)]
+        turned = [(W / 2 + (x - W / 2) * np.cos(turn) - (y - H / 2) * np.sin(turn),
+                   H / 2 + (x - W / 2) * np.sin(turn) + (y - H / 2) * np.cos(turn)) for x, y in corners]
+        frame = Image.new("L", (W, H), 0)
+        ImageDraw.Draw(frame).polygon(turned, outline=255, width=width)
+        return photograph(np.maximum(canvas, np.asarray(frame, np.float32) / 255 * tone), g2, easy, info)
+
+    synth.photo_of = boxed  # as tight_photo
+    try:
+        return synth.number_photo(mnist, g, length)
+    finally:
+        synth.photo_of = photograph
+
+
 def read_right(engine, pictures: list, truths: list[str]) -> int:
     readings, _ = read_all(engine, pictures)
     return sum(r.number == t for r, t in zip(readings, truths, strict=True))
+
+
+def _png(picture: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def predict_right(engine, pictures: list[bytes], truths: list[str]) -> int:
@@ -88,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", choices=["train", "test"], default="train", help="MNIST digits cut tight")
     parser.add_argument("--seed", type=int, default=44, help="which digits, and the tight photos")
     parser.add_argument("--table-seed", type=int, default=7, help="number photos laid on a table (7: development)")
+    parser.add_argument("--box-seed", type=int, default=45, help="number photos in a printed box (45: development)")
     parser.add_argument("--n", type=int, default=300)
     parser.add_argument("--model", default="strong")
     args = parser.parse_args(argv)
@@ -112,11 +148,21 @@ def main(argv: list[str] | None = None) -> int:
             for L in range(1, 7) for k in range(args.n // 6)]
     photos, texts = [p for p, _ in made], [t for _, t in made]
     rows.append(("number photo as taken (lengths 1-6)", len(made), read_right(engine, photos, texts), None))
+    ones = args.n // 6  # the first photos are of one digit
     for tone in (60, 120):
         tabled = [on_table(p, np.random.default_rng([args.table_seed, 500, k]), tone) for k, p in enumerate(photos)]
         rows.append((f"the same on a table of tone {tone}", len(made), read_right(engine, tabled, texts), None))
+        pngs = [_png(t) for t in tabled[:ones]]
+        rows.append((f"... of them, one digit on a table of tone {tone}", ones,
+                     read_right(engine, tabled[:ones], texts[:ones]), predict_right(engine, pngs, texts[:ones])))
+    for length in (1, 2, 3, 4, 6):
+        made = [boxed_photo(mnist, np.random.default_rng([args.box_seed, length, k]), length) for k in range(ones)]
+        photos, texts = [p for p, _ in made], [t for _, t in made]
+        rows.append((f"photo of {length} digit{'s' if length > 1 else ''} in a printed box", ones,
+                     read_right(engine, photos, texts), predict_right(engine, photos, texts) if length == 1 else None))
     print(f"`python benchmarks/read_framing.py {' '.join(sys.argv[1:] if argv is None else argv)}` "
-          f"(tight: MNIST {args.split}, seed {args.seed}; table: number seed {args.table_seed}; model {args.model})\n")
+          f"(tight and boxed: MNIST {args.split}, seeds {args.seed} and {args.box_seed}; table: number seed "
+          f"{args.table_seed}; model {args.model})\n")
     print("| pictures | n | `read` right | `predict` right |\n|---|---:|---:|---:|")
     for name, n, right, predicted in rows:
         print(f"| {name} | {n} | {right} ({right / n:.1%}) | "

@@ -3,7 +3,8 @@
 MNIST was made like this (LeCun et al.): white ink on black, the digit cropped to its ink, the longer side
 scaled to 20 px keeping the aspect ratio, pasted into 28x28 so that its centre of mass sits at the centre.
 `to_mnist` repeats those steps for photographs, scans, canvas drawings and files of any size or colour mode,
-after undoing what MNIST never had: dark ink on light paper, uneven lighting, JPEG noise. The ink is found on
+after undoing what MNIST never had: the table around the sheet and the box printed around a form's field (only
+what they enclose is read: digitlab.sheet), dark ink on light paper, uneven lighting, JPEG noise. The ink is found on
 the picture reduced to ~96 px (fast, and enough to see strokes) with scipy.ndimage: polarity from the border
 against the ink's tail, the paper by a grey opening wider than the measured stroke width (so digits that fill
 the frame or are written with a marker are not hollowed out), and the connected pieces of ink near the
@@ -26,6 +27,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from scipy import ndimage
 
 from digitlab.errors import DigitlabError
+from digitlab.sheet import border, find_field
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
 MAX_PIXELS = 40_000_000  # ~6300x6300: bigger than any photo of a digit, small enough to decode safely
@@ -114,8 +116,8 @@ class _Ink:
     @staticmethod
     def _dark_ink(small: np.ndarray) -> bool:
         """Polarity: the background is what the border mostly shows; ink is the far tail on one side of it."""
-        border = _border(small)
-        level = float(np.median(border))
+        edge = border(small)
+        level = float(np.median(edge))
         low, high = np.percentile(small, [0.5, 99.5])
         dark = level - low > high - level
         # A shadow across part of the sheet puts two levels of paper on the border, and their median can lie
@@ -124,7 +126,7 @@ class _Ink:
         # third of the picture follows a shadow's edge. Thick strokes can fill that window and leave tails on
         # both sides (a digit filling a low-resolution frame: one tail up to twice the other); only a clear
         # tail, 2.5 times the other or more, overrules the border (shadowed numbers: 3 to 10 times).
-        b10, b90 = np.percentile(border, [10, 90])
+        b10, b90 = np.percentile(edge, [10, 90])
         if b90 - b10 > 0.2 * (high - low):
             f = max(1, -(-max(small.shape) // 48))  # the median on at most 48 px: ~1-8 ms
             coarse = np.asarray(Image.fromarray(small, mode="F").reduce(f), np.float32) if f > 1 else small
@@ -222,11 +224,6 @@ def _digit_strokes(found: _Ink) -> np.ndarray | None:
     return np.isin(labels, index[sorted(kept)])
 
 
-def _border(a: np.ndarray) -> np.ndarray:
-    """A picture's outermost rows and columns, in one array: where the paper shows, whatever is written."""
-    return np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
-
-
 def _otsu(values: np.ndarray) -> float:
     hist = np.bincount(np.minimum((values.ravel() * 64).astype(np.intp), 63), minlength=64)
     edges = np.linspace(0.0, 1.0, 65)
@@ -252,10 +249,15 @@ def to_mnist(image: Image.Image | np.ndarray) -> np.ndarray:
     else:
         gray = _to_gray(image)
     if gray.shape == (28, 28):
-        if np.median(_border(gray)) > 0.5:
+        if np.median(border(gray)) > 0.5:
             gray = 1.0 - gray
         return np.clip(np.rint(gray * 255), 0, 255).astype(np.uint8)
     gray = np.ascontiguousarray(gray, dtype=np.float32)
+    # Only the sheet, where the table shows around it, and only the field inside a box printed around it: both
+    # would otherwise decide which of ink and paper is dark (digitlab.sheet).
+    field = find_field(gray)
+    if field is not None:
+        gray = np.ascontiguousarray(gray[field[1] : field[3], field[0] : field[2]])
     if max(gray.shape) < SMALL_SIDE:
         # An 8x8 or 16x16 scan: a stroke is a pixel or less, too thin for the background and the ink
         # split to tell apart; bicubic upsampling gives the strokes a width first.
