@@ -136,3 +136,17 @@ def test_strips_written_in_other_hands_follow_the_mnist_ones() -> None:
     alone = line.strips(3, 2, lengths=range(2, 4))
     assert all(np.array_equal(a, b) and n == m for (a, n), (b, m) in zip(alone, made[:4], strict=True))
     assert not any(np.array_equal(a, b) for (a, _), (b, _) in zip(made[:4], made[4:], strict=True))
+
+
+def test_a_strip_reads_the_same_whatever_else_is_in_the_batch() -> None:
+    """Until stop 45 strips were padded with black to the widest of the batch, and the padding reached back into
+    a narrow strip's columns through the convolutions and the backward GRU: `digitlab read` on a folder could read
+    a picture differently from the same picture alone (a development blank read "1" alone, blank in its batch)."""
+    torch.manual_seed(0)
+    reader = line.LineReader(line.LineNet())
+    short = segment(strokes([[(30, 40), (30, 160)]]))
+    wide = segment(strokes([[(30, 40), (30, 160)], [(120, 40), (120, 160)], [(200, 40), (260, 160)]],
+                           size=(320, 200)))
+    _, alone = reader([short])
+    _, together = reader([short, wide])
+    np.testing.assert_allclose(alone[0], together[0], atol=1e-5)

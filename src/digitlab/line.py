@@ -122,12 +122,13 @@ class LineReader:
         self.net = net.eval()
 
     def __call__(self, layouts: list[Layout]) -> tuple[list[str], list[np.ndarray]]:
-        if not layouts:
-            return [], []
-        x, lengths = batch([line_image(layout) for layout in layouts])
+        # One strip at a time: padded to a batch's widest, a strip's last columns would see the padding through
+        # the convolutions and the backward GRU, and a picture would read differently beside wider ones.
+        columns = []
         with one_torch_thread(), torch.inference_mode():
-            logp = self.net(x).numpy()
-        columns = [logp[k, :n] for k, n in enumerate(lengths.tolist())]
+            for layout in layouts:
+                strip = line_image(layout)
+                columns.append(self.net(torch.tensor(strip)[None]).numpy()[0, : strip.shape[1] // 4])
         return [greedy(c) for c in columns], columns
 
 
