@@ -11,9 +11,10 @@ of the border. Strokes are thin, so on a copy reduced to about 96 pixels and med
 chalk on a blackboard or a screen in dark mode is bright only in strokes, never a filled rectangle.
 
 A box printed around a form's field, and the picture cut at or just outside it, does the same on a smaller scale
-(stop 45: 82-96% of such number photos were refused or misread, by `read` and `predict` alike): the dark lines
-on the border look like the paper, or the box is taken for the heaviest stroke of the digit. The box is thin
-straight lines near all four sides with paper inside them (`find_box`); the field is what they enclose.
+(stop 45: `read` misread or refused 84-94% of development number photos so framed, `predict` 92% of single
+digits): the dark lines on the border look like the paper, or the box is taken for the heaviest stroke of the
+digit. The box is thin straight lines near all four sides with paper inside them (`find_box`); the field is what
+they enclose.
 """
 
 from __future__ import annotations
@@ -93,8 +94,8 @@ def find_sheet(gray: np.ndarray) -> tuple[int, int, int, int] | None:
 
 BOX_REACH = 0.12  # a printed box's lines lie within this share of the picture's shorter side from each side
 BOX_COVER = 0.5  # ... along at least this share of every side (a crop may cut through a line that is turned)
-BOX_LINE = 0.05  # a line is at most this thick (share of the longer side), with paper inside it: printed boxes
-# are 1-3% of their field's width; a 0 that fills a low-resolution scan is 10-20%
+BOX_LINE = 0.05  # a line is at most this thick (share of the longer side), with paper inside it: a printed line is
+# thin next to its field, while the strokes of a 0 that fills a low-resolution scan are 10-20% of it
 BOX_CONTRAST = 0.2  # the picture's darkest ink is this much darker than its paper (or lighter, light on dark)
 
 
@@ -104,7 +105,8 @@ def find_box(gray: np.ndarray) -> tuple[int, int, int, int] | None:
     On each side, every column (row) of a band along it is looked along from the outside in: a printed line is
     the first run of ink in it, thin, with paper after it, at about the same depth all along the side. A digit
     near the edge is ink there in a few columns only, or goes deeper; a shadow or a table is no thin line; the
-    round 0 of a canvas drawing curves away from the side, where a printed line keeps its depth.
+    round 0 of a canvas drawing curves away from the side, where a printed line keeps its depth; the strokes of
+    a 0 that fills its picture are thicker than a printed line. The field must hold some writing.
     """
     H, W = gray.shape
     if min(H, W) < 32:
@@ -146,8 +148,8 @@ def find_box(gray: np.ndarray) -> tuple[int, int, int, int] | None:
     top, bottom, left, right = inside
     if min(W - right - left, H - bottom - top) < 16:
         return None
-    # Something is written in the field: a 0 that fills a low-resolution scan has straight enough sides, but
-    # only paper inside them. (So an empty printed field is not looked for, and is read as it always was.)
+    # Something is written in the field. An empty box is left as it is, read as it always was: it has nothing to
+    # read inside, and a blocky 0 drawn to fill its picture looks just like one.
     m = thick // 2 + 2
     field = gray[top + m : H - bottom - m, left + m : W - right - m]
     if np.count_nonzero(field < paper - 0.5 * contrast if dark else field > paper + 0.5 * contrast) < 10:
