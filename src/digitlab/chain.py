@@ -264,7 +264,8 @@ def photos(engine, mnist, seed: int, per_length: int, lengths: range) -> list[tu
             photo, number = number_photo(mnist, np.random.default_rng([seed, length, k]), length, info=info)
             layout = segment(Image.open(io.BytesIO(photo)))
             if layout.candidates:
-                crops = np.stack([to_mnist(layout.crop(layout.piece(i, j))) for i, j in layout.candidates])
+                crops = np.stack([to_mnist(layout.crop(layout.piece(i, j)), look_for_field=False)
+                                  for i, j in layout.candidates])
                 logits = engine.logits(torch.from_numpy(crops)).float().numpy()
                 out.append((layout, crops, logits, number, info["columns"], margins(crops, pieces=True)))
     return out

@@ -128,7 +128,7 @@ def found(engine: Engine, images: list, line: LineReader | str | None = "shipped
     for picture, layout in zip(pictures, layouts, strict=True):
         # A 28x28 picture is read exactly as `predict` reads it.
         whole = _size(picture) == (28, 28)
-        crops += [to_mnist(picture) if whole else to_mnist(layout.crop(layout.piece(i, j)))
+        crops += [to_mnist(picture) if whole else to_mnist(layout.crop(layout.piece(i, j)), look_for_field=False)
                   for i, j in layout.candidates]
     batch = np.stack(crops) if crops else np.zeros((0, 28, 28), dtype=np.uint8)
     logits = engine.logits(torch.from_numpy(batch)).float().numpy() if crops else np.zeros((0, 10), np.float32)

@@ -144,7 +144,7 @@ def _cut_pools(mnist: tuple[np.ndarray, np.ndarray], seed: int, numbers: int, no
     from digitlab.synth import number_photo, photo_of
 
     def cut(layout, which) -> list[np.ndarray]:
-        return [to_mnist(layout.crop(layout.piece(*layout.candidates[c]))) for c in which]
+        return [to_mnist(layout.crop(layout.piece(*layout.candidates[c])), look_for_field=False) for c in which]
 
     pos: list[np.ndarray] = []
     for k in range(numbers):

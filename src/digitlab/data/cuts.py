@@ -42,7 +42,7 @@ def cut_digits(images: np.ndarray, labels: np.ndarray, photos: int, seed: int = 
         layout = segment(open_image(photo))
         for (i, j), digit, share in zip(layout.candidates, *coverage(layout, info["columns"]), strict=True):
             if share >= WHOLE_DIGIT:
-                crops.append(to_mnist(layout.crop(layout.piece(i, j))))
+                crops.append(to_mnist(layout.crop(layout.piece(i, j)), look_for_field=False))
                 truth.append(int(number[digit]))
     pictures = torch.from_numpy(np.stack(crops)) if crops else torch.zeros((0, 28, 28), dtype=torch.uint8)
     return Digits(pictures, torch.tensor(truth, dtype=torch.long), f"cut from {photos} photos of numbers")

@@ -235,11 +235,12 @@ def _otsu(values: np.ndarray) -> float:
     return float(centres[np.argmax(between)])
 
 
-def to_mnist(image: Image.Image | np.ndarray) -> np.ndarray:
+def to_mnist(image: Image.Image | np.ndarray, *, look_for_field: bool = True) -> np.ndarray:
     """A picture of one digit -> (28, 28) uint8, white ink on black, cropped, 20 px, centred by mass.
 
     A 28x28 input is taken to be MNIST-like already: only its polarity is fixed, so MNIST digits written
-    out by `digitlab data convert` come back unchanged.
+    out by `digitlab data convert` come back unchanged. `look_for_field=False` skips looking for a sheet on a
+    table or a printed box: for the crops `read` cuts from a field already found (about 1 ms each).
     """
     if isinstance(image, np.ndarray):
         array = image.astype(np.float32)
@@ -255,7 +256,7 @@ def to_mnist(image: Image.Image | np.ndarray) -> np.ndarray:
     gray = np.ascontiguousarray(gray, dtype=np.float32)
     # Only the sheet, where the table shows around it, and only the field inside a box printed around it: both
     # would otherwise decide which of ink and paper is dark (digitlab.sheet).
-    field = find_field(gray)
+    field = find_field(gray) if look_for_field else None
     if field is not None:
         gray = np.ascontiguousarray(gray[field[1] : field[3], field[0] : field[2]])
     if max(gray.shape) < SMALL_SIDE:
