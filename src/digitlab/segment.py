@@ -234,7 +234,7 @@ def _cut_to_subject(pieces: list[Piece], mask: np.ndarray, stroke: float) -> boo
 
 
 def _faint(p: Piece, gray: np.ndarray, ink: np.ndarray) -> bool:
-    """The piece's grey lies within MIN_CONTRAST of the paper around it (pen or pencil: 0.1 or more)."""
+    """The piece's grey lies within MIN_CONTRAST of the paper around it (a written digit's stands 0.08 or more)."""
     x0, y0, x1, y1 = p.box
     H, W = gray.shape
     a0, b0, a1, b1 = max(0, x0 - 6), max(0, y0 - 6), min(W, x1 + 6), min(H, y1 + 6)
