@@ -2,7 +2,7 @@
 or a form's field with the box printed around it.
 
     python benchmarks/read_framing.py                                   # development: what stops 44-45 were built on
-    python benchmarks/read_framing.py --split test --seed 4401 --table-seed 4402 --box-seed 4501   # held-out
+    python benchmarks/read_framing.py --split test --seed 4401 --table-seed 4402 --box-seed 4501 --form-seed 4601
 
 Cut tight: MNIST digits cropped to their ink (> 30 of 255, so that it touches every side), dark on white, scaled by
 5 and by 2; and `digitlab.synth` photos whose ink is cut to its box before paper, light, noise and JPEG are added
@@ -11,8 +11,10 @@ check), which these pictures suit: issue 12 asks that `read` work wherever `pred
 number photos (lengths 1-6, MNIST test digits) laid on a grey-brown table of tone 60 or 120, with its grain, 5-20%
 of the photo's size on each side, beside the same photos as taken; its first 50, of one digit, also through
 `predict`. In a box: synth number photos (lengths 1-4 and 6) with a box printed around the writing (lines 1-6 px,
-grey to black, turned up to 1.5 degrees), cut at the box or a little outside it. Right = the exact number; a
-refusal is wrong. `--split train` (the default) builds the tight and boxed pictures from MNIST's training digits,
+grey to black, turned up to 1.5 degrees), cut at the box or a little outside it. On a form (since stop 46): MNIST
+digits written one to a cell of a comb field (a box per digit), over short ticks rising from a line, on one printed
+line, or on ruled paper (lines above and below), then photographed. Right = the exact number; a refusal is wrong.
+`--split train` (the default) builds the tight, boxed and form pictures from MNIST's training digits,
 which `read` was developed on.
 """
 
@@ -100,6 +102,51 @@ def boxed_photo(mnist: synth.Mnist, g: np.random.Generator, length: int) -> tupl
         synth.photo_of = photograph
 
 
+FORMS = ("comb", "ticks", "line", "ruled")
+
+
+def form_photo(mnist: tuple, g: np.random.Generator, length: int, form: str) -> tuple[bytes, str]:
+    """MNIST digits written on a printed form (`FORMS`), one per cell `cell` pixels wide, then photographed."""
+    images, labels = mnist
+    cell, width, tone = int(g.integers(36, 90)), int(g.choice([1, 2, 2, 3])), g.uniform(0.5, 1.0)
+    H, W = int(cell * g.uniform(1.0, 1.4)), cell * length
+    pad = int(g.choice([0, 0, int(g.integers(2, 12))]))
+    ink = np.zeros((H + 2 * pad, W + 2 * pad), np.float32)
+    text = ""
+    for i in range(length):
+        k = int(g.integers(len(images)))
+        text += str(int(labels[k]))
+        size = int(cell * g.uniform(0.8, 1.15))
+        digit = np.asarray(Image.fromarray(images[k]).resize((size, size), Image.Resampling.BILINEAR), np.float32) / 255
+        y = pad + (H - size) // 2 + int(g.integers(-3, 4))
+        x = pad + i * cell + (cell - size) // 2 + int(g.integers(-3, 4))
+        y0, x0 = max(y, 0), max(x, 0)
+        part = digit[y0 - y :, x0 - x :][: ink.shape[0] - y0, : ink.shape[1] - x0]
+        ink[y0 : y0 + part.shape[0], x0 : x0 + part.shape[1]] = np.maximum(
+            ink[y0 : y0 + part.shape[0], x0 : x0 + part.shape[1]], part)
+    level = 255
+    if form == "ruled":  # ruled paper: a line under the digits and one above, lighter than the ink
+        gap, level = int(H * g.uniform(0.9, 1.2)), int(255 * g.uniform(0.3, 0.7) / tone)
+        ink, pad = np.pad(ink, ((gap, gap), (0, 0))), pad + gap
+    frame = Image.new("L", ink.shape[::-1], 0)
+    draw = ImageDraw.Draw(frame)
+    bottom = pad + H - 1
+    if form == "comb":
+        draw.rectangle([pad, pad, pad + W - 1, bottom], outline=255, width=width)
+        for i in range(1, length):
+            draw.line([(pad + i * cell, pad), (pad + i * cell, bottom)], fill=255, width=width)
+    elif form == "ticks":
+        draw.line([(pad, bottom), (pad + W - 1, bottom)], fill=255, width=width)
+        for i in range(length + 1):
+            draw.line([(pad + i * cell, pad + int(H * 0.7)), (pad + i * cell, bottom)], fill=255, width=width)
+    else:
+        y = bottom - int(g.integers(0, max(1, H // 8)))
+        for yy in ((y - gap, y, y + gap) if form == "ruled" else (y,)):
+            draw.line([(0, yy), (ink.shape[1] - 1, yy)], fill=level, width=width)
+    ink = np.maximum(ink, np.asarray(frame, np.float32) / 255 * tone)
+    return synth.photo_of(ink, g), text
+
+
 def read_right(engine, pictures: list, truths: list[str]) -> int:
     readings, _ = read_all(engine, pictures)
     return sum(r.number == t for r, t in zip(readings, truths, strict=True))
@@ -124,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=44, help="which digits, and the tight photos")
     parser.add_argument("--table-seed", type=int, default=7, help="number photos laid on a table (7: development)")
     parser.add_argument("--box-seed", type=int, default=45, help="number photos in a printed box (45: development)")
+    parser.add_argument("--form-seed", type=int, default=46, help="numbers written on a form (46: development)")
     parser.add_argument("--n", type=int, default=300)
     parser.add_argument("--model", default="strong")
     args = parser.parse_args(argv)
@@ -160,9 +208,17 @@ def main(argv: list[str] | None = None) -> int:
         photos, texts = [p for p, _ in made], [t for _, t in made]
         rows.append((f"photo of {length} digit{'s' if length > 1 else ''} in a printed box", ones,
                      read_right(engine, photos, texts), predict_right(engine, photos, texts) if length == 1 else None))
+    for form in FORMS:
+        for length in (1, 3, 6):
+            made = [form_photo(mnist, np.random.default_rng([args.form_seed, FORMS.index(form), length, k]), length,
+                               form) for k in range(ones)]
+            photos, texts = [p for p, _ in made], [t for _, t in made]
+            predicted = predict_right(engine, photos, texts) if length == 1 else None
+            rows.append((f"{length} digit{'s' if length > 1 else ''} on a form: {form}", ones,
+                         read_right(engine, photos, texts), predicted))
     print(f"`python benchmarks/read_framing.py {' '.join(sys.argv[1:] if argv is None else argv)}` "
-          f"(tight and boxed: MNIST {args.split}, seeds {args.seed} and {args.box_seed}; table: number seed "
-          f"{args.table_seed}; model {args.model})\n")
+          f"(tight, boxed, forms: MNIST {args.split}, seeds {args.seed}, {args.box_seed}, {args.form_seed}; "
+          f"table: number seed {args.table_seed}; model {args.model})\n")
     print("| pictures | n | `read` right | `predict` right |\n|---|---:|---:|---:|")
     for name, n, right, predicted in rows:
         print(f"| {name} | {n} | {right} ({right / n:.1%}) | "

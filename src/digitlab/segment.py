@@ -7,7 +7,8 @@
 
 The ink comes from the same steps `to_mnist` uses (grey, polarity, uneven light, noise), on a copy scaled down to
 at most WORK_SIDE pixels, and on the sheet alone where the photo shows the table around it, or on the field alone
-inside a box printed around it (`digitlab.sheet`). Connected components of that ink (scipy.ndimage) are the
+inside a box printed around it (`digitlab.sheet`), and without the lines printed on the paper (ruled paper, an
+underline, a comb's dividers: `digitlab.ruled`). Connected components of that ink (scipy.ndimage) are the
 atoms: pieces of one digit (the detached top of a 5, a 4 or 7 in two strokes, a broken pencil line) are merged
 when they lie above one another (horizontal overlap), and specks, shadows and the sheet's edge are dropped,
 unless the picture is cut tight to its ink, whose edges the digit then touches; a picture whose only ink is as
@@ -28,7 +29,8 @@ from PIL import Image
 from scipy import ndimage
 
 from digitlab.data.images import _ink_on_black, _to_gray
-from digitlab.sheet import find_field
+from digitlab.ruled import erase_rules
+from digitlab.sheet import field_and_box
 
 WORK_SIDE = 1024  # segmentation runs at most this size: plenty for a number, fast on a 12-megapixel photo
 ONE_DIGIT_MAX = 1.15  # pieces merged into one digit are at most this wide for their height
@@ -142,10 +144,13 @@ def segment(image: Image.Image | np.ndarray) -> Layout:
     gray, scale, size = gray_of(image)
     # A sheet photographed with the table around it, a form's field with its printed box: only the sheet, or
     # the field, is read (digitlab.sheet).
-    field, origin = find_field(gray), (0, 0)
+    (field, boxed), origin = field_and_box(gray), (0, 0)
     if field is not None:
         origin, gray = field[:2], gray[field[1] : field[3], field[0] : field[2]]
     ink = _ink_on_black(gray)
+    if ink.shape != (28, 28):
+        # Lines printed on the paper (ruled paper, an underline, a comb's dividers) are no digits' ink.
+        ink, gray, _ = erase_rules(ink, gray, boxed=boxed)
     layout = Layout(ink, gray, scale, size, [], [], origin=origin)
     if ink.shape == (28, 28) or min(ink.shape) < 8:
         # An MNIST-sized picture is one digit, as `predict` reads it.

@@ -40,16 +40,24 @@ def border(a: np.ndarray) -> np.ndarray:
 def find_field(gray: np.ndarray) -> tuple[int, int, int, int] | None:
     """The box (x0, y0, x1, y1) in `gray`'s pixels that holds the writing: the sheet, if the table shows around
     it, and inside it the field, if a box is printed around that; None when the whole picture is the field."""
+    return field_and_box(gray)[0]
+
+
+def field_and_box(gray: np.ndarray) -> tuple[tuple[int, int, int, int] | None, bool]:
+    """`find_field`'s answer, and whether the field is the inside of a printed box (where `digitlab.ruled`
+    looks for the dividers of a comb)."""
     # The box first: a thick printed line along the border also looks like a thin table around a sheet.
     box = find_box(gray)
     if box is not None:
-        return box
+        return box, True
     sheet = find_sheet(gray)
     if sheet is None:
-        return None
+        return None, False
     x0, y0, x1, y1 = sheet
     box = find_box(gray[y0:y1, x0:x1])
-    return sheet if box is None else (x0 + box[0], y0 + box[1], x0 + box[2], y0 + box[3])
+    if box is None:
+        return sheet, False
+    return (x0 + box[0], y0 + box[1], x0 + box[2], y0 + box[3]), True
 
 
 def find_sheet(gray: np.ndarray) -> tuple[int, int, int, int] | None:

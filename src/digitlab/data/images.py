@@ -7,9 +7,10 @@ after undoing what MNIST never had: the table around the sheet and the box print
 what they enclose is read: digitlab.sheet), dark ink on light paper, uneven lighting, JPEG noise. The ink is found on
 the picture reduced to ~96 px (fast, and enough to see strokes) with scipy.ndimage: polarity from the border
 against the ink's tail, the paper by a grey opening wider than the measured stroke width (so digits that fill
-the frame or are written with a marker are not hollowed out), and the connected pieces of ink near the
-heaviest one (a broken stroke stays whole; specks far away are dropped). The digit's box is then cut from the
-full-resolution picture, with the background subtracted there. benchmarks/preprocess_cases.py measures it.
+the frame or are written with a marker are not hollowed out), lines printed on the paper left out (a line
+under the digit, ruled paper: digitlab.ruled), and the connected pieces of ink near the heaviest one (a broken
+stroke stays whole; specks far away are dropped). The digit's box is then cut from the full-resolution picture,
+with the background subtracted there. benchmarks/preprocess_cases.py measures it.
 
 The web app and `digitlab predict` both call `to_mnist`; there is no second copy of this logic.
 """
@@ -27,7 +28,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from scipy import ndimage
 
 from digitlab.errors import DigitlabError
-from digitlab.sheet import border, find_field
+from digitlab.ruled import find_rules
+from digitlab.sheet import border, field_and_box
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
 MAX_PIXELS = 40_000_000  # ~6300x6300: bigger than any photo of a digit, small enough to decode safely
@@ -256,7 +258,7 @@ def to_mnist(image: Image.Image | np.ndarray, *, look_for_field: bool = True) ->
     gray = np.ascontiguousarray(gray, dtype=np.float32)
     # Only the sheet, where the table shows around it, and only the field inside a box printed around it: both
     # would otherwise decide which of ink and paper is dark (digitlab.sheet).
-    field = find_field(gray) if look_for_field else None
+    field, boxed = field_and_box(gray) if look_for_field else (None, False)
     if field is not None:
         gray = np.ascontiguousarray(gray[field[1] : field[3], field[0] : field[2]])
     if max(gray.shape) < SMALL_SIDE:
@@ -266,6 +268,11 @@ def to_mnist(image: Image.Image | np.ndarray, *, look_for_field: bool = True) ->
         gray = np.asarray(Image.fromarray(gray, mode="F").resize((gray.shape[1] * k, gray.shape[0] * k),
                                                                  Image.Resampling.BICUBIC), np.float32).clip(0, 1)
     found = _Ink(gray)
+    if found.has_ink and look_for_field:
+        # A line printed under the digit, or ruled paper, is no stroke of it (digitlab.ruled).
+        rules = find_rules(found.mask, boxed=boxed)
+        if rules is not None:
+            found.mask = found.mask & ~rules
     strokes = _digit_strokes(found) if found.has_ink else None
     if strokes is None:
         return np.zeros((28, 28), dtype=np.uint8)

@@ -1,0 +1,197 @@
+"""Lines printed on the paper, not written: ruled paper, a form's underline, the dividers of a comb field.
+
+    from digitlab.ruled import erase_rules, find_rules
+    ink, gray, found = erase_rules(ink, gray, boxed=True)   # `segment`: rules painted over with the paper
+    rules = find_rules(mask)                                # `to_mnist`: their pixels on an ink mask, or None
+
+A number is often written on a line or in a row of boxes, one per digit (bank forms, postcodes). Those lines are
+ink to `segment` and `to_mnist`: a comb's dividers were read as 1s (stop 46: "127" in a comb read as "11217", 1 of
+40 three-digit development photos right), an underline joined the digits above it into one blob that lay along the
+picture's border and was dropped, and `predict` took the line under a digit for the digit. A printed rule is a
+long, thin, straight run of ink: it spans the field from edge to edge, where a digit's longest stroke (the bar of
+a 7, the base of a 2) spans one digit. It is found on the ink mask opened along its direction, checked for
+straightness and thickness, and erased, except where a written stroke crosses or meets it, so a digit standing on
+the line keeps its foot. A run that could be a stroke is kept: it must be 1.5 times longer than the writing is
+tall, reach past the writing on both ends, or lie apart below it. Vertical rules are looked for only where they
+divide a field: inside a printed box (a comb), from its top line to its bottom line; between two rules, when there
+are two or more such dividers (one straight 1 touching two ruled lines stays a 1); or as short ticks rising from
+an erased underline between the digits, joined to nothing written. A tall 1 cut tight is never one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+SPAN = 0.8  # a horizontal rule spans at least this share of the field's width
+TALL = 0.9  # a divider is unbroken over at least this share of its length
+THIN = 0.08  # a rule is at most this thick, as a share of the field's longer side (a photo of a small field)
+LONGER = 1.5  # a rule is this many times longer than the writing beside it is tall, or reaches past its ends
+PAST = 0.2  # ... by this share of the writing's height on both sides (an underline under one digit)
+TICK = 0.6  # a tick rising from an erased underline is shorter than this share of the writing's height
+
+
+def erase_rules(ink: np.ndarray, gray: np.ndarray, *, boxed: bool = False) -> tuple[np.ndarray, np.ndarray, bool]:
+    """`ink` (white on black, [0, 1]) and `gray` with printed rules painted over; and whether any were found.
+
+    `boxed`: the field is the inside of a box printed around it (`digitlab.sheet.find_box`), where dividers that
+    run from its top line to its bottom line make a comb.
+    """
+    mask = ink > 0
+    erase = find_rules(mask, boxed=boxed)
+    if erase is None:
+        return ink, gray, False
+    ink = np.where(erase, 0.0, ink).astype(np.float32)
+    # The paper around the rules: where nothing is written near them.
+    near = ndimage.binary_dilation(erase, iterations=3) & ~ndimage.binary_dilation(mask, iterations=1)
+    paper = float(np.median(gray[near])) if near.any() else float(np.median(gray[~mask]))
+    gray = np.where(ndimage.binary_dilation(erase, iterations=1) & ~(mask & ~erase), paper, gray).astype(np.float32)
+    return ink, gray, True
+
+
+def find_rules(mask: np.ndarray, *, boxed: bool = False) -> np.ndarray | None:
+    """The pixels of `mask` (ink) that belong to printed rules and no written stroke, or None if there are none."""
+    H, W = mask.shape
+    if min(H, W) < 16 or not mask.any():
+        return None
+    thick = max(3, int(np.ceil(THIN * max(H, W))))
+    rows = _rules(mask, thick, SPAN * W)
+    # What is left is the writing; a rule must be long next to it, or reach past it on both ends.
+    rest = mask & ~np.any(rows, axis=0) if rows else mask
+    rows = [band for band in rows if _not_writing(band, rest)]
+    erase = np.any([_free(mask, band) for band in rows], axis=0) if rows else np.zeros_like(mask)
+    if boxed or len(rows) >= 2:
+        # A comb: dividers from the box's top line to its bottom line, or from one rule to the next.
+        remaining = mask & ~erase
+        ends = np.any(rows, axis=0) if rows else np.zeros_like(mask)
+        dividers = [band.T for band in _rules(remaining.T, thick, 0.3 * H)]
+        dividers = [band for band in dividers if _divides(band, ends, boxed)]
+        if boxed or len(dividers) >= 2:  # between two rules, one tall straight 1 could be mistaken for one
+            for band in dividers:
+                erase |= _free(mask.T, band.T).T  # a stroke written across a divider keeps its pixels
+    if rows:
+        remaining = mask & ~erase
+        for band in _rules(remaining.T, thick, 0.15 * H):
+            if _tick(band.T, remaining, erase, rest):
+                erase |= band.T
+    if not erase.any():
+        return None
+    # The rule's blurred edge outside its band: specks left along it, joined to nothing written.
+    left = mask & ~erase
+    labels, _ = ndimage.label(left, structure=np.ones((3, 3), bool))
+    beside = ndimage.binary_dilation(erase, structure=np.ones((5, 5), bool))
+    outside = np.unique(labels[left & ~beside])
+    return erase | (left & ~np.isin(labels, outside))
+
+
+def _rules(mask: np.ndarray, thick: int, span: float) -> list[np.ndarray]:
+    """Masks of the straight, thin, horizontal runs of ink in `mask` at least `span` pixels long."""
+    H, W = mask.shape
+    # An opening along the rows keeps runs at least L long: a rule turned by 2 degrees and 1 pixel thick still
+    # has runs of about 28 pixels; a digit's strokes are short or curved and mostly go.
+    L = int(max(8, min(28, span // 4)))
+    runs = ndimage.uniform_filter1d(mask.astype(np.float32), L, axis=1, mode="constant") > 1 - 0.5 / L
+    runs = ndimage.maximum_filter1d(runs, L, axis=1) & mask
+    labels, n = ndimage.label(runs, structure=np.ones((3, 3), bool))
+    found = []
+    for index, box in enumerate(ndimage.find_objects(labels), start=1):
+        if box is None or box[1].stop - box[1].start < span:
+            continue
+        part = labels[box] == index
+        band = _straight(part, thick)
+        if band is None:
+            continue
+        full = np.zeros_like(mask)
+        full[box] = band
+        found.append(full & mask)
+    return found
+
+
+def _straight(part: np.ndarray, thick: int) -> np.ndarray | None:
+    """The band (mask of `part`'s shape) a straight line through `part` covers, or None if it is no line."""
+    h, w = part.shape
+    counts = part.sum(axis=0)
+    present = counts > 0
+    if present.mean() < 0.8:
+        return None  # a rule is nearly unbroken (a faint one loses a few pixels); writing joins here and there
+    ys = np.arange(h)[:, None]
+    centre = (part * ys).sum(axis=0) / np.maximum(counts, 1)
+    # Columns where only the line is (a stroke that meets it makes the column thicker there).
+    width = float(np.median(counts[present]))
+    if width > thick:
+        return None
+    pure = present & (counts <= width + 1)
+    if pure.sum() < 0.6 * w:
+        return None
+    xs = np.arange(w)
+    slope, offset = np.polyfit(xs[pure], centre[pure], 1)
+    if abs(slope) > 0.05:  # about 3 degrees: a rule is photographed square-on, or nearly
+        return None
+    fit = slope * xs + offset
+    if np.abs(centre[pure] - fit[pure]).max() > max(1.5, 0.01 * w):
+        return None  # not straight: a long stroke of handwriting
+    half = width / 2 + 1
+    return (ys >= fit[None] - half) & (ys <= fit[None] + half)
+
+
+def _free(mask: np.ndarray, band: np.ndarray) -> np.ndarray:
+    """The rule's pixels no written stroke crosses or meets: ink just outside the band, above or below it, in
+    a column (or one beside it) keeps the band's pixels there."""
+    outside = mask & ~ndimage.binary_dilation(band, structure=np.ones((3, 1), bool), iterations=1)
+    touching = ndimage.binary_dilation(band, structure=np.ones((5, 1), bool), iterations=1) & outside
+    columns = ndimage.maximum_filter1d(touching.any(axis=0), 3)
+    return band & ~columns[None]
+
+
+def _not_writing(band: np.ndarray, rest: np.ndarray) -> bool:
+    """A rule spans far more than the writing is tall, reaches past it on both ends, or lies apart under it; an
+    empty field's rule (no writing at all) is a rule too."""
+    if not rest.any():
+        return True
+    cols = np.nonzero(band.any(axis=0))[0]
+    boxes = [b for b in ndimage.find_objects(ndimage.label(rest, structure=np.ones((3, 3), bool))[0])
+             if b is not None]
+    tall = max(b[0].stop - b[0].start for b in boxes)
+    if cols.size >= LONGER * tall:
+        return True
+    # The writing's ends, specks left beside the rule's band not counted.
+    written = [b[1] for b in boxes if max(b[0].stop - b[0].start, b[1].stop - b[1].start) >= 0.25 * tall]
+    start, stop = min(c.start for c in written), max(c.stop for c in written)
+    if start - cols.min() >= PAST * tall and cols.max() + 1 - stop >= PAST * tall:
+        return True
+    # Under all the writing and apart from it: the line a digit is written above, however wide the digit (the
+    # detached bar of a 7 lies above its stroke).
+    return int(np.nonzero(band.any(axis=1))[0].min()) > max(b[0].stop for b in boxes)
+
+
+def _divides(band: np.ndarray, rules: np.ndarray, boxed: bool) -> bool:
+    """The vertical rule runs from a box's top line (the field's top, when `boxed`) or a rule above to its
+    bottom line or a rule below: the divider of a comb."""
+    H = band.shape[0]
+    rows = np.nonzero(band.any(axis=1))[0]
+    if rows.size < 0.3 * H:
+        return False
+    cols = np.nonzero(band.any(axis=0))[0]
+    near = rules[:, max(0, cols.min() - 2) : cols.max() + 3].any(axis=1)
+    reach = int(0.05 * H) + 2
+    top = (boxed and rows.min() <= reach) or near[max(0, rows.min() - reach) : rows.min() + 2].any()
+    bottom = (boxed and rows.max() >= H - 1 - reach) or near[rows.max() - 1 : rows.max() + reach + 1].any()
+    return bool(top and bottom and rows.size >= TALL * (rows.max() - rows.min() + 1))
+
+
+def _tick(band: np.ndarray, remaining: np.ndarray, erased: np.ndarray, rest: np.ndarray) -> bool:
+    """A short divider rising from (or hanging from) an erased underline, with no writing joined to it."""
+    rows = np.nonzero(band.any(axis=1))[0]
+    if rows.size == 0:
+        return False
+    near = ndimage.binary_dilation(band, iterations=2)
+    if not (near & erased).any():
+        return False
+    labels, _ = ndimage.label(remaining, structure=np.ones((3, 3), bool))
+    own = np.unique(labels[band & remaining])
+    piece = np.isin(labels, own[own > 0])
+    if (piece & ~ndimage.binary_dilation(band, iterations=1)).sum() > 0.1 * band.sum():
+        return False  # a digit's stroke ending on the line: more ink is joined to it
+    heights = [s[0].stop - s[0].start for s in ndimage.find_objects(ndimage.label(rest & ~piece,
+                                                                                  np.ones((3, 3), bool))[0])]
+    return bool(heights) and rows.size < TICK * max(heights)

@@ -1,0 +1,142 @@
+"""digitlab.ruled: lines printed on the paper (ruled paper, an underline, a comb's dividers) are not ink to read."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageDraw
+
+from digitlab.engine import TorchEngine, load_engine
+from digitlab.models import shipped_weights
+from digitlab.read import read_picture
+from digitlab.ruled import erase_rules
+from digitlab.segment import segment
+
+
+def ink_of(draw_on, size: tuple[int, int] = (300, 100)) -> tuple[np.ndarray, np.ndarray]:
+    """A white-on-black ink picture drawn by `draw_on(draw)`, and its grey (dark ink on light paper)."""
+    picture = Image.new("L", size, 0)
+    draw_on(ImageDraw.Draw(picture))
+    ink = np.asarray(picture, np.float32) / 255
+    return ink, 0.9 - 0.8 * ink
+
+
+def test_an_underline_is_erased_and_a_digit_standing_on_it_keeps_its_foot() -> None:
+    def draw(d: ImageDraw.ImageDraw) -> None:
+        d.line([(0, 90), (299, 91)], fill=255, width=2)  # the printed line, turned a little
+        d.line([(100, 20), (100, 89)], fill=255, width=5)  # a 1 standing on it
+        d.ellipse([180, 25, 220, 85], outline=255, width=5)  # a 0 above it
+
+    ink, gray = ink_of(draw)
+    out, paper, found = erase_rules(ink, gray)
+    assert found
+    assert out[90, :60].max() == 0 and out[90, 240:].max() == 0  # the line is gone where nothing touches it
+    assert out[20:89, 98:103].min() > 0  # the 1 is whole
+    assert (out[88:93, 96:105] > 0).any()  # ... down to its foot on the line
+    assert paper[90, 20] == pytest.approx(0.9, abs=0.02)  # painted with the paper
+
+
+def test_a_7_cut_tight_keeps_its_bar() -> None:
+    """The bar of a 7 spans its picture too, but not far past the writing below it: it is a stroke."""
+    def draw(d: ImageDraw.ImageDraw) -> None:
+        d.line([(0, 3), (79, 3)], fill=255, width=6)
+        d.line([(79, 3), (25, 99)], fill=255, width=6)
+
+    ink, gray = ink_of(draw, (80, 100))
+    assert not erase_rules(ink, gray)[2]
+
+
+def test_a_wavy_stroke_across_the_picture_is_not_a_rule() -> None:
+    xs = np.arange(300)
+    ys = 50 + 12 * np.sin(xs / 25)
+
+    def draw(d: ImageDraw.ImageDraw) -> None:
+        d.line(list(zip(xs.tolist(), ys.tolist(), strict=True)), fill=255, width=3)
+
+    ink, gray = ink_of(draw)
+    assert not erase_rules(ink, gray)[2]
+
+
+def test_dividers_are_erased_only_between_rules_or_in_a_box() -> None:
+    def bars(d: ImageDraw.ImageDraw) -> None:
+        for x in (75, 150, 225):
+            d.line([(x, 0), (x, 99)], fill=255, width=2)
+        for x in (30, 110, 190, 260):
+            d.ellipse([x - 15, 30, x + 15, 70], outline=255, width=4)
+
+    ink, gray = ink_of(bars)
+    # Without a box, three straight bars the field's height are writing (1s cut tight), not a comb.
+    assert not erase_rules(ink, gray)[2]
+    out, _, found = erase_rules(ink, gray, boxed=True)
+    assert found and out[:, 70:80].max() == 0 and out[:, 145:155].max() == 0
+    assert out[40:60, 15:46].max() > 0  # the 0s stay
+
+    def one_between_rules(d: ImageDraw.ImageDraw) -> None:
+        d.line([(0, 5), (299, 5)], fill=255, width=2)
+        d.line([(0, 94), (299, 94)], fill=255, width=2)
+        d.line([(150, 6), (150, 93)], fill=255, width=4)  # a tall 1 on ruled paper, touching both lines
+
+    ink, gray = ink_of(one_between_rules)
+    out, _, found = erase_rules(ink, gray)
+    assert found and out[30:70, 149:152].min() > 0  # the rules go; one straight 1 between them stays
+
+
+def test_an_empty_ruled_field_is_blank() -> None:
+    paper = Image.new("L", (400, 120), 230)
+    for y in (30, 90):
+        ImageDraw.Draw(paper).line([(0, y), (399, y)], fill=120, width=2)
+    assert segment(paper).candidates == []
+
+
+@pytest.fixture(scope="module")
+def engine() -> TorchEngine:
+    return load_engine(None, "torch")
+
+
+def form(digits: list[np.ndarray], kind: str, cell: int = 60) -> Image.Image:
+    """MNIST digits written one to a cell of a comb field, or on a printed line; dark ink on light paper."""
+    n = len(digits)
+    picture = Image.new("L", (cell * n + 8, cell + 20), 0)
+    for i, digit in enumerate(digits):
+        picture.paste(Image.fromarray(digit).resize((cell - 6, cell - 6), Image.Resampling.BILINEAR),
+                      (4 + i * cell + 3, 13))
+    ink = np.asarray(picture, np.float32)
+    lines = Image.new("L", picture.size, 0)
+    d = ImageDraw.Draw(lines)
+    if kind == "comb":
+        d.rectangle([4, 10, 4 + cell * n, 10 + cell], outline=255, width=2)
+        for i in range(1, n):
+            d.line([(4 + i * cell, 10), (4 + i * cell, 10 + cell)], fill=255, width=2)
+    else:
+        d.line([(0, 10 + cell - 4), (picture.width - 1, 10 + cell - 4)], fill=255, width=2)
+    ink = np.maximum(ink, np.asarray(lines, np.float32) * 0.7)
+    return Image.fromarray((235 - 0.8 * ink).astype(np.uint8))
+
+
+@pytest.mark.mnist
+@pytest.mark.skipif(not shipped_weights().is_file(), reason="run `make weights`")
+@pytest.mark.parametrize("kind", ["comb", "line"])
+def test_a_number_written_in_a_comb_or_on_a_line_is_read(
+        kind: str, engine: TorchEngine, mnist_test: tuple[torch.Tensor, torch.Tensor]) -> None:
+    """Until stop 46 a comb's dividers were read as 1s ("127" as "11217") and an underline joined the digits."""
+    pixels, labels = mnist_test
+    picks = [int(np.flatnonzero(labels.numpy() == d)[3]) for d in (3, 8, 5)]
+    reading = read_picture(engine, form([pixels[k].numpy() for k in picks], kind))
+    assert reading.number == "385", (reading.number, reading.reason)
+
+
+def test_predict_reads_a_digit_written_on_a_line() -> None:
+    """`to_mnist` takes the heaviest piece of ink for the digit: until stop 46, the line under it."""
+    from digitlab.data.images import to_mnist
+
+    def picture(line: bool) -> np.ndarray:
+        paper = Image.new("L", (160, 200), 225)
+        d = ImageDraw.Draw(paper)
+        d.line([(90, 40), (70, 160)], fill=30, width=5)  # a 1, a little slanted
+        if line:
+            d.line([(0, 175), (159, 176)], fill=60, width=4)
+        return np.asarray(paper, np.float32) / 255
+
+    diff = np.abs(to_mnist(picture(True)).astype(int) - to_mnist(picture(False)).astype(int))
+    assert diff.mean() < 3, diff.mean()
