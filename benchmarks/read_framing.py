@@ -11,11 +11,11 @@ check), which these pictures suit: issue 12 asks that `read` work wherever `pred
 number photos (lengths 1-6, MNIST test digits) laid on a grey-brown table of tone 60 or 120, with its grain, 5-20%
 of the photo's size on each side, beside the same photos as taken; its first 50, of one digit, also through
 `predict`. In a box: synth number photos (lengths 1-4 and 6) with a box printed around the writing (lines 1-6 px,
-grey to black, turned up to 1.5 degrees), cut at the box or a little outside it. On a form (since stop 46): MNIST
-digits written one to a cell of a comb field (a box per digit), over short ticks rising from a line, on one printed
-line, or on ruled paper (lines above and below), then photographed. Right = the exact number; a refusal is wrong.
-`--split train` (the default) builds the tight, boxed and form pictures from MNIST's training digits,
-which `read` was developed on.
+grey to black, turned up to 1.5 degrees), cut at the box or a little outside it, and empty printed boxes (since stop
+46; right: refused, as a blank must be). On a form (since stop 46): MNIST digits written one to a cell of a comb
+field (a box per digit), over short ticks rising from a line, on one printed line, or on ruled paper (lines above
+and below), then photographed. Right = the exact number; a refusal is wrong. `--split train` (the default) builds
+the tight, boxed and form pictures from MNIST's training digits, which `read` was developed on.
 """
 
 from __future__ import annotations
@@ -77,29 +77,43 @@ def on_table(photo: bytes, g: np.random.Generator, tone: float) -> Image.Image:
     return Image.fromarray(np.clip(table, 0, 255).astype(np.uint8))
 
 
+def print_box(ink: np.ndarray, g: np.random.Generator) -> np.ndarray:
+    """`ink` (white on black) with a box printed around it: lines 1-6 px, grey to black, turned up to 1.5
+    degrees, at the picture's edge or a little inside it."""
+    h, w = ink.shape
+    width, tone, turn = int(g.choice([1, 2, 2, 3, 4, 6])), g.uniform(0.6, 1.0), np.deg2rad(g.uniform(-1.5, 1.5))
+    out = int(g.choice([0, 0, 1])) * int(g.uniform(2, 0.06 * max(h, w) + 3))  # paper outside the box
+    canvas = np.zeros((h + 2 * (out + width), w + 2 * (out + width)), np.float32)
+    canvas[out + width : out + width + h, out + width : out + width + w] = ink
+    H, W = canvas.shape
+    corners = [(out, out), (W - 1 - out, out), (W - 1 - out, H - 1 - out), (out, H - 1 - out)]
+    turned = [(W / 2 + (x - W / 2) * np.cos(turn) - (y - H / 2) * np.sin(turn),
+               H / 2 + (x - W / 2) * np.sin(turn) + (y - H / 2) * np.cos(turn)) for x, y in corners]
+    frame = Image.new("L", (W, H), 0)
+    ImageDraw.Draw(frame).polygon(turned, outline=255, width=width)
+    return np.maximum(canvas, np.asarray(frame, np.float32) / 255 * tone)
+
+
 def boxed_photo(mnist: synth.Mnist, g: np.random.Generator, length: int) -> tuple[bytes, str]:
     """A synth number photo written in a box printed on the paper, cut at the box or a little outside it."""
     photograph = synth.photo_of
 
     def boxed(ink: np.ndarray, g2: np.random.Generator, easy: bool = False, info: dict | None = None) -> bytes:
-        h, w = ink.shape
-        width, tone, turn = int(g.choice([1, 2, 2, 3, 4, 6])), g.uniform(0.6, 1.0), np.deg2rad(g.uniform(-1.5, 1.5))
-        out = int(g.choice([0, 0, 1])) * int(g.uniform(2, 0.06 * max(h, w) + 3))  # paper outside the box
-        canvas = np.zeros((h + 2 * (out + width), w + 2 * (out + width)), np.float32)
-        canvas[out + width : out + width + h, out + width : out + width + w] = ink
-        H, W = canvas.shape
-        corners = [(out, out), (W - 1 - out, out), (W - 1 - out, H - 1 - out), (out, H - 1 - out)]
-        turned = [(W / 2 + (x - W / 2) * np.cos(turn) - (y - H / 2) * np.sin(turn),
-                   H / 2 + (x - W / 2) * np.sin(turn) + (y - H / 2) * np.cos(turn)) for x, y in corners]
-        frame = Image.new("L", (W, H), 0)
-        ImageDraw.Draw(frame).polygon(turned, outline=255, width=width)
-        return photograph(np.maximum(canvas, np.asarray(frame, np.float32) / 255 * tone), g2, easy, info)
+        return photograph(print_box(ink, g), g2, easy, info)
 
     synth.photo_of = boxed  # as tight_photo
     try:
         return synth.number_photo(mnist, g, length)
     finally:
         synth.photo_of = photograph
+
+
+def empty_box_photo(g: np.random.Generator, wide: bool) -> bytes:
+    """A printed box with nothing written in it (a form's field left blank), photographed: one digit's cell, or
+    a field as wide as a number's."""
+    h = int(g.integers(40, 120))
+    w = int(g.integers(40, 400)) if wide else int(g.integers(40, 120))
+    return synth.photo_of(print_box(np.zeros((h, w), np.float32), g), g)
 
 
 FORMS = ("comb", "ticks", "line", "ruled")
@@ -158,6 +172,11 @@ def _png(picture: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
+def predict_refused(engine, pictures: list[bytes]) -> int:
+    pixels = np.stack([to_mnist(open_image(p)) for p in pictures])
+    return sum(r is not None for r in refusals(pixels))
+
+
 def predict_right(engine, pictures: list[bytes], truths: list[str]) -> int:
     pixels = torch.from_numpy(np.stack([to_mnist(open_image(p)) for p in pictures]))
     labels = predict_proba(engine, pixels).argmax(1).numpy()
@@ -208,6 +227,10 @@ def main(argv: list[str] | None = None) -> int:
         photos, texts = [p for p, _ in made], [t for _, t in made]
         rows.append((f"photo of {length} digit{'s' if length > 1 else ''} in a printed box", ones,
                      read_right(engine, photos, texts), predict_right(engine, photos, texts) if length == 1 else None))
+    for wide in (False, True):
+        photos = [empty_box_photo(np.random.default_rng([args.box_seed, 900, wide, k]), wide) for k in range(ones)]
+        rows.append((f"an empty printed box, {'as wide as a number' if wide else 'one cell'} (right: refused)",
+                     ones, read_right(engine, photos, [""] * ones), predict_refused(engine, photos)))
     for form in FORMS:
         for length in (1, 3, 6):
             made = [form_photo(mnist, np.random.default_rng([args.form_seed, FORMS.index(form), length, k]), length,

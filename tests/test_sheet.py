@@ -125,3 +125,22 @@ def test_a_frame_filling_0_is_not_a_printed_box(mnist_test: tuple[torch.Tensor, 
     assert int(mnist_test[1][25]) == 0
     assert find_field(zero) is None
     assert find_field(boxed((200, 200), 3) / 255) is not None
+
+
+@pytest.mark.parametrize(("size", "width", "shadow"), [((300, 200), 2, False), ((120, 120), 3, True),
+                                                         ((640, 160), 4, True)])
+def test_an_empty_printed_box_is_blank(size: tuple[int, int], width: int, shadow: bool) -> None:
+    """Until stop 46 an empty box was read whole: `predict` took its lines, or the paper inside, for a digit."""
+    from digitlab.sheet import locate_field
+
+    w, h = size
+    field = Image.new("L", size, 235)
+    ImageDraw.Draw(field).rectangle([0, 0, w - 1, h - 1], outline=30, width=width)
+    picture = np.asarray(field, np.float32)
+    if shadow:  # a soft shadow across a corner of the field, fainter than the printed lines
+        ys, xs = np.mgrid[0:h, 0:w]
+        picture = picture - 60 * np.clip(1.2 - (xs / w + ys / h), 0, 1)
+    assert locate_field(picture / 255).empty
+    assert not to_mnist(picture / 255).any()
+    assert segment(Image.fromarray(np.clip(picture, 0, 255).astype(np.uint8))).candidates == []
+    assert not locate_field(boxed(size, width) / 255).empty  # with a 7 written in it

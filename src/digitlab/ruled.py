@@ -56,19 +56,18 @@ def find_rules(mask: np.ndarray, *, boxed: bool = False) -> np.ndarray | None:
         return None
     thick = max(3, int(np.ceil(THIN * max(H, W))))
     rows = _rules(mask, thick, SPAN * W)
-    # What is left is the writing; a rule must be long next to it, or reach past it on both ends.
-    rest = mask & ~np.any(rows, axis=0) if rows else mask
-    rows = [band for band in rows if _not_writing(band, rest)]
-    erase = np.any([_free(mask, band) for band in rows], axis=0) if rows else np.zeros_like(mask)
-    if boxed or len(rows) >= 2:
-        # A comb: dividers from the box's top line to its bottom line, or from one rule to the next.
-        remaining = mask & ~erase
-        ends = np.any(rows, axis=0) if rows else np.zeros_like(mask)
-        dividers = [band.T for band in _rules(remaining.T, thick, 0.3 * H)]
-        dividers = [band for band in dividers if _divides(band, ends, boxed)]
-        if boxed or len(dividers) >= 2:  # between two rules, one tall straight 1 could be mistaken for one
-            for band in dividers:
-                erase |= _free(mask.T, band.T).T  # a stroke written across a divider keeps its pixels
+    dividers = _dividers(mask, rows, thick, boxed)
+    # What is left is the writing; a rule must be long next to it, reach past it on both ends, or lie apart
+    # below it. An empty field (a box or a comb with nothing written in it) leaves nothing: all of it is rules.
+    rest = mask & ~np.any(rows + dividers, axis=0) if rows or dividers else mask
+    kept = [band for band in rows if _not_writing(band, rest)]
+    if len(kept) < len(rows):
+        rows, dividers = kept, _dividers(mask, kept, thick, boxed)
+    erase = np.zeros_like(mask)
+    for band in rows:
+        erase |= _free(mask, band)
+    for band in dividers:
+        erase |= _free(mask.T, band.T).T  # a stroke written across a divider keeps its pixels
     if rows:
         remaining = mask & ~erase
         for band in _rules(remaining.T, thick, 0.15 * H):
@@ -82,6 +81,17 @@ def find_rules(mask: np.ndarray, *, boxed: bool = False) -> np.ndarray | None:
     beside = ndimage.binary_dilation(erase, structure=np.ones((5, 5), bool))
     outside = np.unique(labels[left & ~beside])
     return erase | (left & ~np.isin(labels, outside))
+
+
+def _dividers(mask: np.ndarray, rows: list[np.ndarray], thick: int, boxed: bool) -> list[np.ndarray]:
+    """A comb's dividers: from the box's top line to its bottom line (`boxed`), or from one of `rows` to the next,
+    where there are two or more of them (one tall straight 1 touching two ruled lines stays a 1)."""
+    if not boxed and len(rows) < 2:
+        return []
+    ends = np.any(rows, axis=0) if rows else np.zeros_like(mask)
+    found = [band.T for band in _rules((mask & ~ends).T, thick, 0.3 * mask.shape[0])]
+    found = [band for band in found if _divides(band, ends, boxed)]
+    return found if boxed or len(found) >= 2 else []
 
 
 def _rules(mask: np.ndarray, thick: int, span: float) -> list[np.ndarray]:

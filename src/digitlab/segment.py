@@ -30,7 +30,7 @@ from scipy import ndimage
 
 from digitlab.data.images import _ink_on_black, _to_gray
 from digitlab.ruled import erase_rules
-from digitlab.sheet import field_and_box
+from digitlab.sheet import locate_field
 
 WORK_SIDE = 1024  # segmentation runs at most this size: plenty for a number, fast on a 12-megapixel photo
 ONE_DIGIT_MAX = 1.15  # pieces merged into one digit are at most this wide for their height
@@ -144,10 +144,10 @@ def segment(image: Image.Image | np.ndarray) -> Layout:
     gray, scale, size = gray_of(image)
     # A sheet photographed with the table around it, a form's field with its printed box: only the sheet, or
     # the field, is read (digitlab.sheet).
-    (field, boxed), origin = field_and_box(gray), (0, 0)
+    (field, boxed, empty), origin = locate_field(gray), (0, 0)
     if field is not None:
         origin, gray = field[:2], gray[field[1] : field[3], field[0] : field[2]]
-    ink = _ink_on_black(gray)
+    ink = np.zeros_like(gray) if empty else _ink_on_black(gray)
     if ink.shape != (28, 28):
         # Lines printed on the paper (ruled paper, an underline, a comb's dividers) are no digits' ink.
         ink, gray, _ = erase_rules(ink, gray, boxed=boxed)

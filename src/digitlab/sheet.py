@@ -1,7 +1,8 @@
 """Find where the writing is in a photo: the sheet on the table, and the box printed around a form's field.
 
-    from digitlab.sheet import find_field
+    from digitlab.sheet import find_field, locate_field
     box = find_field(gray)     # grey in [0, 1] -> (x0, y0, x1, y1) to read, or None: read it all
+    box, boxed, empty = locate_field(gray)   # ... and whether a box is printed around it, and empty
 
 A photo of a sheet on a darker table has dark all around its border. `segment` and `to_mnist` decide which of
 ink and paper is dark partly from the border, so there the bright paper reads as ink and the digits are lost
@@ -14,10 +15,12 @@ A box printed around a form's field, and the picture cut at or just outside it, 
 (stop 45: `read` misread or refused 84-94% of development number photos so framed, `predict` 92% of single
 digits): the dark lines on the border look like the paper, or the box is taken for the heaviest stroke of the
 digit. The box is thin straight lines near all four sides with paper inside them (`find_box`); the field is what
-they enclose.
+they enclose. A box with nothing written in it is blank (`locate_field`, since stop 46).
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image
@@ -37,27 +40,42 @@ def border(a: np.ndarray) -> np.ndarray:
     return np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
 
 
+class Field(NamedTuple):
+    """Where the writing is: `box` (x0, y0, x1, y1), None for the whole picture; `boxed`, inside a box printed
+    around it (where `digitlab.ruled` looks for a comb's dividers); `empty`, that box has nothing written in it."""
+
+    box: tuple[int, int, int, int] | None
+    boxed: bool = False
+    empty: bool = False
+
+
 def find_field(gray: np.ndarray) -> tuple[int, int, int, int] | None:
     """The box (x0, y0, x1, y1) in `gray`'s pixels that holds the writing: the sheet, if the table shows around
     it, and inside it the field, if a box is printed around that; None when the whole picture is the field."""
-    return field_and_box(gray)[0]
+    return locate_field(gray).box
 
 
-def field_and_box(gray: np.ndarray) -> tuple[tuple[int, int, int, int] | None, bool]:
-    """`find_field`'s answer, and whether the field is the inside of a printed box (where `digitlab.ruled`
-    looks for the dividers of a comb)."""
+def locate_field(gray: np.ndarray) -> Field:
+    """`find_field`'s box, whether a box is printed around it, and whether that box is empty.
+
+    An empty printed box (a form's field left blank) is blank. Read whole, its lines were ink, or set the polarity
+    so that the paper inside was (stop 46: `predict` read 5 of 60 development photos of an empty box as a digit,
+    and, once lines printed on the paper were left out, 10-19). Its emptiness is judged against the box's own
+    lines: nothing inside half as dark as they are; a shadow or the paper's grain is fainter.
+    """
     # The box first: a thick printed line along the border also looks like a thin table around a sheet.
-    box = find_box(gray)
+    box = _box(gray)
     if box is not None:
-        return box, True
+        return Field(box[0], True, box[1])
     sheet = find_sheet(gray)
     if sheet is None:
-        return None, False
+        return Field(None)
     x0, y0, x1, y1 = sheet
-    box = find_box(gray[y0:y1, x0:x1])
+    box = _box(gray[y0:y1, x0:x1])
     if box is None:
-        return sheet, False
-    return (x0 + box[0], y0 + box[1], x0 + box[2], y0 + box[3]), True
+        return Field(sheet)
+    (a0, b0, a1, b1), empty = box
+    return Field((x0 + a0, y0 + b0, x0 + a1, y0 + b1), True, empty)
 
 
 def find_sheet(gray: np.ndarray) -> tuple[int, int, int, int] | None:
@@ -108,7 +126,14 @@ BOX_CONTRAST = 0.2  # the picture's darkest ink is this much darker than its pap
 
 
 def find_box(gray: np.ndarray) -> tuple[int, int, int, int] | None:
-    """The box (x0, y0, x1, y1) inside a box printed around the picture (a form's field), or None.
+    """The box (x0, y0, x1, y1) inside a box printed around the picture (a form's field) with something written
+    in it, or None."""
+    found = _box(gray)
+    return found[0] if found is not None and not found[1] else None
+
+
+def _box(gray: np.ndarray) -> tuple[tuple[int, int, int, int], bool] | None:
+    """The box inside a box printed around the picture, and whether nothing is written in it; or None.
 
     On each side, every column (row) of a band along it is looked along from the outside in: a printed line is
     the first run of ink in it, thin, with paper after it, at about the same depth all along the side. A digit
@@ -156,10 +181,8 @@ def find_box(gray: np.ndarray) -> tuple[int, int, int, int] | None:
     top, bottom, left, right = inside
     if min(W - right - left, H - bottom - top) < 16:
         return None
-    # Something is written in the field. An empty box is left as it is, read as it always was: it has nothing to
-    # read inside, and a blocky 0 drawn to fill its picture looks just like one.
+    # Something written in the field: ink at least half as dark (against the paper) as the box's lines.
     m = thick // 2 + 2
     field = gray[top + m : H - bottom - m, left + m : W - right - m]
-    if np.count_nonzero(field < paper - 0.5 * contrast if dark else field > paper + 0.5 * contrast) < 10:
-        return None
-    return left, top, W - right, H - bottom
+    written = np.count_nonzero(field < paper - 0.5 * contrast if dark else field > paper + 0.5 * contrast) >= 10
+    return (left, top, W - right, H - bottom), not written

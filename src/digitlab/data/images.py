@@ -29,7 +29,7 @@ from scipy import ndimage
 
 from digitlab.errors import DigitlabError
 from digitlab.ruled import find_rules
-from digitlab.sheet import border, field_and_box
+from digitlab.sheet import Field, border, locate_field
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
 MAX_PIXELS = 40_000_000  # ~6300x6300: bigger than any photo of a digit, small enough to decode safely
@@ -258,7 +258,9 @@ def to_mnist(image: Image.Image | np.ndarray, *, look_for_field: bool = True) ->
     gray = np.ascontiguousarray(gray, dtype=np.float32)
     # Only the sheet, where the table shows around it, and only the field inside a box printed around it: both
     # would otherwise decide which of ink and paper is dark (digitlab.sheet).
-    field, boxed = field_and_box(gray) if look_for_field else (None, False)
+    field, boxed, empty = locate_field(gray) if look_for_field else Field(None)
+    if empty:
+        return np.zeros((28, 28), dtype=np.uint8)  # an empty printed box: blank
     if field is not None:
         gray = np.ascontiguousarray(gray[field[1] : field[3], field[0] : field[2]])
     if max(gray.shape) < SMALL_SIDE:
