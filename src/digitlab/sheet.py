@@ -59,9 +59,9 @@ def locate_field(gray: np.ndarray) -> Field:
     """`find_field`'s box, whether a box is printed around it, and whether that box is empty.
 
     An empty printed box (a form's field left blank) is blank. Read whole, its lines were ink, or set the polarity
-    so that the paper inside was (stop 46: `predict` read 5 of 60 development photos of an empty box as a digit,
-    and, once lines printed on the paper were left out, 10-19). Its emptiness is judged against the box's own
-    lines: nothing inside half as dark as they are; a shadow or the paper's grain is fainter.
+    so that the paper inside was (stop 46: `predict` read 5 and 7 of 60 development photos of empty boxes, one
+    cell and wide, as a digit; 13 and 19 once `digitlab.ruled` erased the lines it then found). Its emptiness is
+    judged against the box's own lines: nothing inside half as dark as they are; a shadow or the grain is fainter.
     """
     # The box first: a thick printed line along the border also looks like a thin table around a sheet.
     box = _box(gray)
