@@ -87,6 +87,9 @@ def test_an_empty_ruled_field_is_blank() -> None:
     for y in (30, 90):
         ImageDraw.Draw(paper).line([(0, y), (399, y)], fill=120, width=2)
     assert segment(paper).candidates == []
+    from digitlab.data.images import to_mnist
+
+    assert not to_mnist(paper).any()  # predict: blank too
 
 
 @pytest.fixture(scope="module")
