@@ -25,7 +25,7 @@ from scipy import ndimage
 
 SPAN = 0.8  # a horizontal rule spans at least this share of the field's width
 TALL = 0.9  # a divider is unbroken over at least this share of its length
-THIN = 0.08  # a rule is at most this thick, as a share of the field's longer side (a photo of a small field)
+THIN = 0.08  # a rule is at most this thick, as a share of the field's shorter side (a shadow's band is thicker)
 LONGER = 1.5  # a rule is this many times longer than the writing beside it is tall, or reaches past its ends
 PAST = 0.2  # ... by this share of the writing's height on both sides (an underline under one digit)
 TICK = 0.6  # a tick rising from an erased underline is shorter than this share of the writing's height
@@ -54,7 +54,7 @@ def find_rules(mask: np.ndarray, *, boxed: bool = False) -> np.ndarray | None:
     H, W = mask.shape
     if min(H, W) < 16 or not mask.any():
         return None
-    thick = max(3, int(np.ceil(THIN * max(H, W))))
+    thick = max(3, int(np.ceil(THIN * min(H, W))))
     rows = _rules(mask, thick, SPAN * W)
     dividers = _dividers(mask, rows, thick, boxed)
     # What is left is the writing; a rule must be long next to it, reach past it on both ends, or lie apart
@@ -102,12 +102,19 @@ def _rules(mask: np.ndarray, thick: int, span: float) -> list[np.ndarray]:
     L = int(max(8, min(28, span // 4)))
     runs = ndimage.uniform_filter1d(mask.astype(np.float32), L, axis=1, mode="constant") > 1 - 0.5 / L
     runs = ndimage.maximum_filter1d(runs, L, axis=1) & mask
-    labels, n = ndimage.label(runs, structure=np.ones((3, 3), bool))
+    # A faint or thin printed line breaks in the ink mask here and there (stop 46: a comb's 1-px dividers in two
+    # or three pieces): gaps up to 2 L long are bridged before the pieces are joined into one run.
+    labels, n = ndimage.label(ndimage.maximum_filter1d(runs, 2 * L, axis=1), structure=np.ones((3, 3), bool))
     found = []
     for index, box in enumerate(ndimage.find_objects(labels), start=1):
-        if box is None or box[1].stop - box[1].start < span:
+        if box is None:
             continue
-        part = labels[box] == index
+        part = (labels[box] == index) & runs[box]
+        cols = np.nonzero(part.any(axis=0))[0]
+        if cols.size == 0 or cols[-1] - cols[0] + 1 < span:
+            continue
+        box = (box[0], slice(box[1].start + cols[0], box[1].start + cols[-1] + 1))
+        part = part[:, cols[0] : cols[-1] + 1]
         band = _straight(part, thick)
         if band is None:
             continue
