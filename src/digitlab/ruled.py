@@ -25,7 +25,8 @@ from scipy import ndimage
 
 SPAN = 0.8  # a horizontal rule spans at least this share of the field's width
 TALL = 0.9  # a divider is unbroken over at least this share of its length
-THIN = 0.08  # a rule is at most this thick, as a share of the field's shorter side (a shadow's band is thicker)
+THIN = 0.08  # a rule is at most this thick, as a share of the field's shorter side (a shadow's band is thicker),
+# or 5 px: a printed line photographed small and blurred
 LONGER = 1.5  # a rule is this many times longer than the writing beside it is tall, or reaches past its ends
 PAST = 0.2  # ... by this share of the writing's height on both sides (an underline under one digit)
 TICK = 0.6  # a tick rising from an erased underline is shorter than this share of the writing's height
@@ -54,7 +55,7 @@ def find_rules(mask: np.ndarray, *, boxed: bool = False) -> np.ndarray | None:
     H, W = mask.shape
     if min(H, W) < 16 or not mask.any():
         return None
-    thick = max(3, int(np.ceil(THIN * min(H, W))))
+    thick = max(5, int(np.ceil(THIN * min(H, W))))
     rows = _rules(mask, thick, SPAN * W)
     dividers = _dividers(mask, rows, thick, boxed)
     # What is left is the writing; a rule must be long next to it, reach past it on both ends, or lie apart
