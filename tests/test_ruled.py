@@ -143,3 +143,16 @@ def test_predict_reads_a_digit_written_on_a_line() -> None:
 
     diff = np.abs(to_mnist(picture(True)).astype(int) - to_mnist(picture(False)).astype(int))
     assert diff.mean() < 3, diff.mean()
+
+
+def test_a_shadow_along_a_wide_blank_sheet_is_no_rule() -> None:
+    """A band 27 px thick along a 123 x 347 picture was thin for its longer side: its erasure cut a sliver off the
+    shadow and that was read as a 1 (stop 46, development blanks). Thickness is judged against the shorter side."""
+    from digitlab.ruled import find_rules
+
+    mask = np.zeros((123, 347), bool)
+    mask[96:123, :] = True
+    assert find_rules(mask) is None
+    mask[96:99, :] = True  # a printed line 3 px thick is still a rule
+    mask[99:, :] = False
+    assert find_rules(mask) is not None
