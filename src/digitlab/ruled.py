@@ -169,12 +169,14 @@ def _not_writing(band: np.ndarray, rest: np.ndarray) -> bool:
     cols = np.nonzero(band.any(axis=0))[0]
     boxes = [b for b in ndimage.find_objects(ndimage.label(rest, structure=np.ones((3, 3), bool))[0])
              if b is not None]
-    tall = max(b[0].stop - b[0].start for b in boxes)
+    # The writing, specks left beside the rule's band not counted, and how tall all of it is together: a stroke
+    # that crosses the run (the stem of a 4 through its bar) is cut in two by it, and its halves are short.
+    tallest = max(b[0].stop - b[0].start for b in boxes)
+    written = [b for b in boxes if max(b[0].stop - b[0].start, b[1].stop - b[1].start) >= 0.25 * tallest]
+    tall = max(b[0].stop for b in written) - min(b[0].start for b in written)
     if cols.size >= LONGER * tall:
         return True
-    # The writing's ends, specks left beside the rule's band not counted.
-    written = [b[1] for b in boxes if max(b[0].stop - b[0].start, b[1].stop - b[1].start) >= 0.25 * tall]
-    start, stop = min(c.start for c in written), max(c.stop for c in written)
+    start, stop = min(b[1].start for b in written), max(b[1].stop for b in written)
     if start - cols.min() >= PAST * tall and cols.max() + 1 - stop >= PAST * tall:
         return True
     # Under all the writing and apart from it: the line a digit is written above, however wide the digit (the
