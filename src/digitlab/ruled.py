@@ -61,7 +61,7 @@ def find_rules(mask: np.ndarray, *, boxed: bool = False) -> np.ndarray | None:
     # What is left is the writing; a rule must be long next to it, reach past it on both ends, or lie apart
     # below it. An empty field (a box or a comb with nothing written in it) leaves nothing: all of it is rules.
     rest = mask & ~np.any(rows + dividers, axis=0) if rows or dividers else mask
-    kept = [band for band in rows if _not_writing(band, rest)]
+    kept = [band for band in rows if _not_writing(band, rest, mask)]
     if len(kept) < len(rows):
         rows, dividers = kept, _dividers(mask, kept, thick, boxed)
     erase = np.zeros_like(mask)
@@ -161,19 +161,20 @@ def _free(mask: np.ndarray, band: np.ndarray) -> np.ndarray:
     return band & ~columns[None]
 
 
-def _not_writing(band: np.ndarray, rest: np.ndarray) -> bool:
+def _not_writing(band: np.ndarray, rest: np.ndarray, mask: np.ndarray) -> bool:
     """A rule spans far more than the writing is tall, reaches past it on both ends, or lies apart under it; an
     empty field's rule (no writing at all) is a rule too."""
     if not rest.any():
         return True
     cols = np.nonzero(band.any(axis=0))[0]
-    boxes = [b for b in ndimage.find_objects(ndimage.label(rest, structure=np.ones((3, 3), bool))[0])
+    # The writing as it stays when the run is erased: a stroke that crosses the run keeps its pixels in it, so the
+    # stem of a 4 is not cut in two by its bar (judged by the taller half, the bar passed for a rule).
+    writing = rest | (band & ~_free(mask, band))
+    boxes = [b for b in ndimage.find_objects(ndimage.label(writing, structure=np.ones((3, 3), bool))[0])
              if b is not None]
-    # The writing, specks left beside the rule's band not counted, and how tall all of it is together: a stroke
-    # that crosses the run (the stem of a 4 through its bar) is cut in two by it, and its halves are short.
-    tallest = max(b[0].stop - b[0].start for b in boxes)
-    written = [b for b in boxes if max(b[0].stop - b[0].start, b[1].stop - b[1].start) >= 0.25 * tallest]
-    tall = max(b[0].stop for b in written) - min(b[0].start for b in written)
+    tall = max(b[0].stop - b[0].start for b in boxes)
+    # The writing's ends, specks left beside the rule's band not counted.
+    written = [b for b in boxes if max(b[0].stop - b[0].start, b[1].stop - b[1].start) >= 0.25 * tall]
     if cols.size >= LONGER * tall:
         return True
     start, stop = min(b[1].start for b in written), max(b[1].stop for b in written)
