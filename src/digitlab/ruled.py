@@ -11,8 +11,9 @@ picture's border and was dropped, and `predict` took the line under a digit for 
 long, thin, straight run of ink: it spans the field from edge to edge, where a digit's longest stroke (the bar of
 a 7, the base of a 2) spans one digit. It is found on the ink mask opened along its direction, checked for
 straightness and thickness, and erased, except where a written stroke crosses or meets it, so a digit standing on
-the line keeps its foot. A run that could be a stroke is kept: it must be 1.5 times longer than the writing is
-tall, reach past the writing on both ends, or lie apart below it. Vertical rules are looked for only where they
+the line keeps its foot. A run is a rule only if it is 1.5 times longer than the writing is tall (the writing as
+it stays once the run is erased: the stem of a 4 through its bar stays whole), reaches past the writing on both
+ends, or lies apart below it; otherwise it is a stroke and stays. Vertical rules are looked for only where they
 divide a field: inside a printed box (a comb), from its top line to its bottom line; between two rules, when there
 are two or more such dividers (one straight 1 touching two ruled lines stays a 1); or as short ticks rising from
 an erased underline between the digits, joined to nothing written. A tall 1 cut tight is never one.
@@ -35,8 +36,8 @@ TICK = 0.6  # a tick rising from an erased underline is shorter than this share 
 def erase_rules(ink: np.ndarray, gray: np.ndarray, *, boxed: bool = False) -> tuple[np.ndarray, np.ndarray, bool]:
     """`ink` (white on black, [0, 1]) and `gray` with printed rules painted over; and whether any were found.
 
-    `boxed`: the field is the inside of a box printed around it (`digitlab.sheet.find_box`), where dividers that
-    run from its top line to its bottom line make a comb.
+    `boxed`: the field is the inside of a box printed around it (`digitlab.sheet.locate_field`), where dividers
+    that run from its top line to its bottom line make a comb.
     """
     mask = ink > 0
     erase = find_rules(mask, boxed=boxed)
