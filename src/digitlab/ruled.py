@@ -62,18 +62,19 @@ def find_rules(mask: np.ndarray, *, boxed: bool = False) -> np.ndarray | None:
     # What is left is the writing; a rule must be long next to it, reach past it on both ends, or lie apart
     # below it. An empty field (a box or a comb with nothing written in it) leaves nothing: all of it is rules.
     rest = mask & ~np.any(rows + dividers, axis=0) if rows or dividers else mask
-    kept = [band for band in rows if _not_writing(band, rest, mask)]
+    free = [_free(mask, band) for band in rows]
+    kept = [(band, f) for band, f in zip(rows, free, strict=True) if _not_writing(band, f, rest)]
     if len(kept) < len(rows):
-        rows, dividers = kept, _dividers(mask, kept, thick, boxed)
-    erase = np.zeros_like(mask)
-    for band in rows:
-        erase |= _free(mask, band)
+        rows, free = [band for band, _ in kept], [f for _, f in kept]
+        dividers = _dividers(mask, rows, thick, boxed)
+    erase = np.any(free, axis=0) if free else np.zeros_like(mask)
     for band in dividers:
         erase |= _free(mask.T, band.T).T  # a stroke written across a divider keeps its pixels
     if rows:
         remaining = mask & ~erase
+        pieces, _ = ndimage.label(remaining, structure=np.ones((3, 3), bool))
         for band in _rules(remaining.T, thick, 0.15 * H):
-            if _tick(band.T, remaining, erase, rest):
+            if _tick(band.T, remaining, pieces, erase, rest):
                 erase |= band.T
     if not erase.any():
         return None
@@ -106,7 +107,7 @@ def _rules(mask: np.ndarray, thick: int, span: float) -> list[np.ndarray]:
     runs = ndimage.maximum_filter1d(runs, L, axis=1) & mask
     # A faint or thin printed line breaks in the ink mask here and there (stop 46: a comb's 1-px dividers in two
     # or three pieces): gaps up to 2 L long are bridged before the pieces are joined into one run.
-    labels, n = ndimage.label(ndimage.maximum_filter1d(runs, 2 * L, axis=1), structure=np.ones((3, 3), bool))
+    labels, _ = ndimage.label(ndimage.maximum_filter1d(runs, 2 * L, axis=1), structure=np.ones((3, 3), bool))
     found = []
     for index, box in enumerate(ndimage.find_objects(labels), start=1):
         if box is None:
@@ -162,15 +163,15 @@ def _free(mask: np.ndarray, band: np.ndarray) -> np.ndarray:
     return band & ~columns[None]
 
 
-def _not_writing(band: np.ndarray, rest: np.ndarray, mask: np.ndarray) -> bool:
+def _not_writing(band: np.ndarray, free: np.ndarray, rest: np.ndarray) -> bool:
     """A rule spans far more than the writing is tall, reaches past it on both ends, or lies apart under it; an
-    empty field's rule (no writing at all) is a rule too."""
+    empty field's rule (no writing at all) is a rule too. `free`: the band's pixels no stroke crosses (`_free`)."""
     if not rest.any():
         return True
     cols = np.nonzero(band.any(axis=0))[0]
     # The writing as it stays when the run is erased: a stroke that crosses the run keeps its pixels in it, so the
     # stem of a 4 is not cut in two by its bar (judged by the taller half, the bar passed for a rule).
-    writing = rest | (band & ~_free(mask, band))
+    writing = rest | (band & ~free)
     boxes = [b for b in ndimage.find_objects(ndimage.label(writing, structure=np.ones((3, 3), bool))[0])
              if b is not None]
     tall = max(b[0].stop - b[0].start for b in boxes)
@@ -201,15 +202,16 @@ def _divides(band: np.ndarray, rules: np.ndarray, boxed: bool) -> bool:
     return bool(top and bottom and rows.size >= TALL * (rows.max() - rows.min() + 1))
 
 
-def _tick(band: np.ndarray, remaining: np.ndarray, erased: np.ndarray, rest: np.ndarray) -> bool:
-    """A short divider rising from (or hanging from) an erased underline, with no writing joined to it."""
+def _tick(band: np.ndarray, remaining: np.ndarray, labels: np.ndarray, erased: np.ndarray,
+          rest: np.ndarray) -> bool:
+    """A short divider rising from (or hanging from) an erased underline, with no writing joined to it. `labels`:
+    the connected pieces of `remaining`, the ink left once the underlines are erased."""
     rows = np.nonzero(band.any(axis=1))[0]
     if rows.size == 0:
         return False
     near = ndimage.binary_dilation(band, iterations=2)
     if not (near & erased).any():
         return False
-    labels, _ = ndimage.label(remaining, structure=np.ones((3, 3), bool))
     own = np.unique(labels[band & remaining])
     piece = np.isin(labels, own[own > 0])
     if (piece & ~ndimage.binary_dilation(band, iterations=1)).sum() > 0.1 * band.sum():

@@ -64,14 +64,14 @@ def locate_field(gray: np.ndarray) -> Field:
     judged against the box's own lines: nothing inside half as dark as they are; a shadow or the grain is fainter.
     """
     # The box first: a thick printed line along the border also looks like a thin table around a sheet.
-    box = _box(gray)
+    box = find_box(gray)
     if box is not None:
         return Field(box[0], True, box[1])
     sheet = find_sheet(gray)
     if sheet is None:
         return Field(None)
     x0, y0, x1, y1 = sheet
-    box = _box(gray[y0:y1, x0:x1])
+    box = find_box(gray[y0:y1, x0:x1])
     if box is None:
         return Field(sheet)
     (a0, b0, a1, b1), empty = box
@@ -125,21 +125,16 @@ BOX_LINE = 0.05  # a line is at most this thick (share of the longer side), with
 BOX_CONTRAST = 0.2  # the picture's darkest ink is this much darker than its paper (or lighter, light on dark)
 
 
-def find_box(gray: np.ndarray) -> tuple[int, int, int, int] | None:
-    """The box (x0, y0, x1, y1) inside a box printed around the picture (a form's field) with something written
-    in it, or None."""
-    found = _box(gray)
-    return found[0] if found is not None and not found[1] else None
-
-
-def _box(gray: np.ndarray) -> tuple[tuple[int, int, int, int], bool] | None:
-    """The box inside a box printed around the picture, and whether nothing is written in it; or None.
+def find_box(gray: np.ndarray) -> tuple[tuple[int, int, int, int], bool] | None:
+    """The box (x0, y0, x1, y1) inside a box printed around the picture (a form's field), and whether nothing is
+    written in it; or None.
 
     On each side, every column (row) of a band along it is looked along from the outside in: a printed line is
     the first run of ink in it, thin, with paper after it, at about the same depth all along the side. A digit
     near the edge is ink there in a few columns only, or goes deeper; a shadow or a table is no thin line; the
     round 0 of a canvas drawing curves away from the side, where a printed line keeps its depth; the strokes of
-    a 0 that fills its picture are thicker than a printed line. The field must hold some writing.
+    a 0 that fills its picture are thicker than a printed line. A field with no writing in it is an empty box
+    (`locate_field` reads it blank).
     """
     H, W = gray.shape
     if min(H, W) < 32:
