@@ -11,11 +11,12 @@ check), which these pictures suit: issue 12 asks that `read` work wherever `pred
 number photos (lengths 1-6, MNIST test digits) laid on a grey-brown table of tone 60 or 120, with its grain, 5-20%
 of the photo's size on each side, beside the same photos as taken; its first 50, of one digit, also through
 `predict`. In a box: synth number photos (lengths 1-4 and 6) with a box printed around the writing (lines 1-6 px,
-grey to black, turned up to 1.5 degrees), cut at the box or a little outside it, and empty printed boxes (since stop
-46; right: refused, as a blank must be). On a form (since stop 46): MNIST digits written one to a cell of a comb
-field (a box per digit), over short ticks rising from a line, on one printed line, or on ruled paper (lines above
-and below), then photographed. Right = the exact number; a refusal is wrong. `--split train` (the default) builds
-the tight, boxed and form pictures from MNIST's training digits, which `read` was developed on.
+grey to black, turned up to 1.5 degrees), cut at the box or a little outside it; the same in pencil (the writing
+0.3-0.6 times as dark, since stop 47); and empty printed boxes (since stop 46; right: refused, as a blank must be).
+On a form (since stop 46): MNIST digits written one to a cell of a comb field (a box per digit), over short ticks
+rising from a line, on one printed line, or on ruled paper (lines above and below), then photographed. Right = the
+exact number; a refusal is wrong. `--split train` (the default) builds the tight, boxed and form pictures from
+MNIST's training digits, which `read` was developed on.
 """
 
 from __future__ import annotations
@@ -94,12 +95,14 @@ def print_box(ink: np.ndarray, g: np.random.Generator) -> np.ndarray:
     return np.maximum(canvas, np.asarray(frame, np.float32) / 255 * tone)
 
 
-def boxed_photo(mnist: synth.Mnist, g: np.random.Generator, length: int) -> tuple[bytes, str]:
-    """A synth number photo written in a box printed on the paper, cut at the box or a little outside it."""
+def boxed_photo(mnist: synth.Mnist, g: np.random.Generator, length: int, pencil: bool = False) -> tuple[bytes, str]:
+    """A synth number photo written in a box printed on the paper, cut at the box or a little outside it; in
+    `pencil`, the writing 0.3-0.6 times as dark as the pen would make it."""
     photograph = synth.photo_of
+    fade = g.uniform(0.3, 0.6) if pencil else 1.0
 
     def boxed(ink: np.ndarray, g2: np.random.Generator, easy: bool = False, info: dict | None = None) -> bytes:
-        return photograph(print_box(ink, g), g2, easy, info)
+        return photograph(print_box(ink * fade, g), g2, easy, info)
 
     synth.photo_of = boxed  # as tight_photo
     try:
@@ -226,6 +229,12 @@ def main(argv: list[str] | None = None) -> int:
         made = [boxed_photo(mnist, np.random.default_rng([args.box_seed, length, k]), length) for k in range(ones)]
         photos, texts = [p for p, _ in made], [t for _, t in made]
         rows.append((f"photo of {length} digit{'s' if length > 1 else ''} in a printed box", ones,
+                     read_right(engine, photos, texts), predict_right(engine, photos, texts) if length == 1 else None))
+    for length in (1, 3):
+        made = [boxed_photo(mnist, np.random.default_rng([args.box_seed, 800, length, k]), length, pencil=True)
+                for k in range(ones)]
+        photos, texts = [p for p, _ in made], [t for _, t in made]
+        rows.append((f"photo of {length} digit{'s' if length > 1 else ''} in pencil in a printed box", ones,
                      read_right(engine, photos, texts), predict_right(engine, photos, texts) if length == 1 else None))
     for wide in (False, True):
         photos = [empty_box_photo(np.random.default_rng([args.box_seed, 900, wide, k]), wide) for k in range(ones)]

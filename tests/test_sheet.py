@@ -144,3 +144,26 @@ def test_an_empty_printed_box_is_blank(size: tuple[int, int], width: int, shadow
     assert not to_mnist(picture / 255).any()
     assert segment(Image.fromarray(np.clip(picture, 0, 255).astype(np.uint8))).candidates == []
     assert not locate_field(boxed(size, width) / 255).empty  # with a 7 written in it
+
+
+@pytest.mark.parametrize(("size", "width", "pencil"), [((300, 200), 2, 170), ((120, 120), 3, 190),
+                                                         ((640, 160), 4, 180)])
+def test_a_pencil_digit_in_a_box_printed_black_is_not_empty(size: tuple[int, int], width: int, pencil: int) -> None:
+    """Until stop 47 a field was empty unless something in it was half as dark as the box's lines: a pencil 7 in a
+    box printed black was read blank."""
+    from digitlab.sheet import locate_field
+
+    w, h = size
+    g = np.random.default_rng(3)
+    field = Image.new("L", size, 235)
+    draw = ImageDraw.Draw(field)
+    draw.rectangle([0, 0, w - 1, h - 1], outline=30, width=width)
+    picture = np.asarray(field, np.float32) + g.normal(0, 4, (h, w))  # the paper's grain
+    empty = np.clip(picture, 0, 255) / 255
+    draw.line([(0.43 * w, 0.25 * h), (0.63 * w, 0.25 * h), (0.5 * w, 0.8 * h)], fill=pencil, width=max(3, w // 40))
+    written = np.clip(np.asarray(field, np.float32) + g.normal(0, 4, (h, w)), 0, 255) / 255
+    assert locate_field(empty).empty
+    assert not locate_field(written).empty
+    assert to_mnist(written).astype(bool).sum() > 40
+    layout = segment(Image.fromarray(np.rint(written * 255).astype(np.uint8)))
+    assert runs_covering(layout, round(0.43 * w), round(0.63 * w)), [layout.input_box(s) for s in layout.slices]
