@@ -11,12 +11,14 @@ picture's border and was dropped, and `predict` took the line under a digit for 
 long, thin, straight run of ink: it spans the field from edge to edge, where a digit's longest stroke (the bar of
 a 7, the base of a 2) spans one digit. It is found on the ink mask opened along its direction, checked for
 straightness and thickness, and erased, except where a written stroke crosses or meets it, so a digit standing on
-the line keeps its foot. A run is a rule only if it is 1.5 times longer than the writing is tall (the writing as
-it stays once the run is erased: the stem of a 4 through its bar stays whole), reaches past the writing on both
-ends, or lies apart below it; otherwise it is a stroke and stays. Vertical rules are looked for only where they
-divide a field: inside a printed box (a comb), from its top line to its bottom line; between two rules, when there
-are two or more such dividers (one straight 1 touching two ruled lines stays a 1); or as short ticks rising from
-an erased underline between the digits, joined to nothing written. A tall 1 cut tight is never one.
+the line keeps its foot. A faint line, dashes in the ink mask, is found with its gaps closed (inside the picture,
+not along its edge). A run is a rule only if it is 1.5 times longer than the writing is tall (the writing as it
+stays once the run is erased: the stem of a 4 through its bar stays whole), reaches past the writing on both ends,
+lies apart below it, or lies apart above it from edge to edge with paper above (ruled paper cut to one digit's
+cell); otherwise it is a stroke and stays. Vertical rules are looked for only where they divide a field: inside a
+printed box (a comb), from its top line to its bottom line; between two rules, when there are two or more such
+dividers (one straight 1 touching two ruled lines stays a 1); or as short ticks rising from an erased underline,
+joined to nothing written (taller at its ends: the bracket of one digit's cell). A tall 1 cut tight is never one.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ THIN = 0.08  # a rule is at most this thick, as a share of the field's shorter s
 LONGER = 1.5  # a rule is this many times longer than the writing beside it is tall, or reaches past its ends
 PAST = 0.2  # ... by this share of the writing's height on both sides (an underline under one digit)
 TICK = 0.6  # a tick rising from an erased underline is shorter than this share of the writing's height
+TICK_END = 0.9  # ... or, at either end of the underline, than this share
 
 
 def erase_rules(ink: np.ndarray, gray: np.ndarray, *, boxed: bool = False) -> tuple[np.ndarray, np.ndarray, bool]:
@@ -103,8 +106,25 @@ def _rules(mask: np.ndarray, thick: int, span: float) -> list[np.ndarray]:
     # An opening along the rows keeps runs at least L long: a rule turned by 2 degrees and 1 pixel thick still
     # has runs of about 28 pixels; a digit's strokes are short or curved and mostly go.
     L = int(max(8, min(28, span // 4)))
-    runs = ndimage.uniform_filter1d(mask.astype(np.float32), L, axis=1, mode="constant") > 1 - 0.5 / L
-    runs = ndimage.maximum_filter1d(runs, L, axis=1) & mask
+    runs = _runs(mask, L)
+    found = _lines(mask, runs, L, thick, span)
+    # A faint line (ruled paper's light blue or grey) is dashes in the ink mask, too short for the opening: gaps
+    # of a few pixels along the row are closed first (stop 47). Only dashes: a solid line the search above let go
+    # stays let go (the base of a drawn house's roof); and only inside the picture: along its edge, the closing
+    # joins a grainy shadow's specks into a line.
+    gap = max(2, L // 3)
+    closed = ndimage.minimum_filter1d(ndimage.maximum_filter1d(mask, gap, axis=1), gap, axis=1) | mask
+    seen = np.any(found, axis=0) if found else np.zeros_like(mask)
+    for band in _lines(mask, _runs(closed, L), L, thick, span):
+        rows, cols = np.nonzero(band.any(axis=1))[0], np.nonzero(band.any(axis=0))[0]
+        dashes = (band & runs).any(axis=0)[cols].mean() < 0.8
+        if dashes and rows.min() > 1 and rows.max() < H - 2 and not (band & seen).any():
+            found.append(band)
+    return found
+
+
+def _lines(mask: np.ndarray, runs: np.ndarray, L: int, thick: int, span: float) -> list[np.ndarray]:
+    """`_rules`' search on `runs`, the pixels in long runs along the rows."""
     # A faint or thin printed line breaks in the ink mask here and there (stop 46: a comb's 1-px dividers in two
     # or three pieces): gaps up to 2 L long are bridged before the pieces are joined into one run.
     labels, _ = ndimage.label(ndimage.maximum_filter1d(runs, 2 * L, axis=1), structure=np.ones((3, 3), bool))
@@ -125,6 +145,12 @@ def _rules(mask: np.ndarray, thick: int, span: float) -> list[np.ndarray]:
         full[box] = band
         found.append(full & mask)
     return found
+
+
+def _runs(mask: np.ndarray, L: int) -> np.ndarray:
+    """The pixels of `mask` in unbroken runs along its rows at least `L` long."""
+    runs = ndimage.uniform_filter1d(mask.astype(np.float32), L, axis=1, mode="constant") > 1 - 0.5 / L
+    return ndimage.maximum_filter1d(runs, L, axis=1) & mask
 
 
 def _straight(part: np.ndarray, thick: int) -> np.ndarray | None:
@@ -174,6 +200,13 @@ def _not_writing(band: np.ndarray, free: np.ndarray, rest: np.ndarray) -> bool:
     writing = rest | (band & ~free)
     boxes = [b for b in ndimage.find_objects(ndimage.label(writing, structure=np.ones((3, 3), bool))[0])
              if b is not None]
+    rows = np.nonzero(band.any(axis=1))[0]
+    # A tick standing on (or hanging from) either end of the run is the run's own: a one-digit field's bracket.
+    heights = [b[0].stop - b[0].start for b in boxes]
+    ends = [b for i, b in enumerate(boxes)
+            if _end_tick(b, rows, cols, max([h for j, h in enumerate(heights) if j != i], default=0))]
+    if len(ends) < len(boxes):
+        boxes = [b for b in boxes if b not in ends]
     tall = max(b[0].stop - b[0].start for b in boxes)
     # The writing's ends, specks left beside the rule's band not counted.
     written = [b for b in boxes if max(b[0].stop - b[0].start, b[1].stop - b[1].start) >= 0.25 * tall]
@@ -183,8 +216,25 @@ def _not_writing(band: np.ndarray, free: np.ndarray, rest: np.ndarray) -> bool:
     if start - cols.min() >= PAST * tall and cols.max() + 1 - stop >= PAST * tall:
         return True
     # Under all the writing and apart from it: the line a digit is written above, however wide the digit (the
-    # detached bar of a 7 lies above its stroke).
-    return int(np.nonzero(band.any(axis=1))[0].min()) > max(b[0].stop for b in boxes)
+    # detached bar of a 7 lies above its stroke). Specks (another rule's blurred end) are no writing.
+    if rows.min() > max(b[0].stop for b in written):
+        return True
+    # Above all the writing, apart from it, from edge to edge with paper above it: ruled paper cut to one digit.
+    # A 7's detached bar cut tight to the ink lies at the picture's top.
+    H, W = band.shape
+    return bool(rows.max() < min(b[0].start for b in written) and rows.min() >= 2 and cols.min() <= 2
+                and cols.max() >= W - 3)
+
+
+def _end_tick(box: tuple[slice, slice], rows: np.ndarray, cols: np.ndarray, tallest: int) -> bool:
+    """The piece in `box` is a short stroke as thin as the run (rows `rows`, columns `cols`), standing on it or
+    hanging from it, at one of its ends, and shorter than the tallest other piece (`tallest`): a 7's stem cut
+    tight stands at the end of its bar too, taller than the rest."""
+    ys, xs = box
+    thin = xs.stop - xs.start <= rows.size + 2
+    touches = rows.min() - 2 <= ys.stop <= rows.max() + 3 or rows.min() - 2 <= ys.start <= rows.max() + 3
+    at_end = xs.start <= cols.min() + rows.size + 2 or xs.stop >= cols.max() - rows.size - 1
+    return bool(thin and touches and at_end and ys.stop - ys.start < TICK_END * tallest)
 
 
 def _divides(band: np.ndarray, rules: np.ndarray, boxed: bool) -> bool:
@@ -218,4 +268,9 @@ def _tick(band: np.ndarray, remaining: np.ndarray, labels: np.ndarray, erased: n
         return False  # a digit's stroke ending on the line: more ink is joined to it
     heights = [s[0].stop - s[0].start for s in ndimage.find_objects(ndimage.label(rest & ~piece,
                                                                                   np.ones((3, 3), bool))[0])]
-    return bool(heights) and rows.size < TICK * max(heights)
+    # At an end of the erased line (the bracket around one digit's cell) a tick may be taller: a digit standing
+    # there would stand at the very end of its underline.
+    cols = np.nonzero(band.any(axis=0))[0]
+    foot = np.nonzero(erased[max(0, rows.min() - 3) : rows.max() + 4].any(axis=0))[0]
+    end = foot.size > 0 and (cols.min() <= foot.min() + 2 or cols.max() >= foot.max() - 2)
+    return bool(heights) and rows.size < (TICK_END if end else TICK) * max(heights)
