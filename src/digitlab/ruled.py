@@ -202,8 +202,9 @@ def _not_writing(band: np.ndarray, free: np.ndarray, rest: np.ndarray) -> bool:
              if b is not None]
     rows = np.nonzero(band.any(axis=1))[0]
     # A tick standing on (or hanging from) either end of the run is the run's own: a one-digit field's bracket.
+    # Each piece is judged against the tallest other one, found from the two tallest (grainy paper leaves
+    # hundreds of specks: no search per piece).
     heights = sorted((b[0].stop - b[0].start for b in boxes), reverse=True) + [0]
-    # The tallest piece but the one judged (grainy paper leaves hundreds of specks: no pairwise search).
     ends = [b for b in boxes
             if _end_tick(b, rows, cols, heights[1] if b[0].stop - b[0].start == heights[0] else heights[0])]
     if len(ends) < len(boxes):

@@ -61,7 +61,8 @@ def locate_field(gray: np.ndarray) -> Field:
     An empty printed box (a form's field left blank) is blank. Read whole, its lines were ink, or set the polarity
     so that the paper inside was (stop 46: `predict` read 5 and 7 of 60 development photos of empty boxes, one
     cell and wide, as a digit; 13 and 19 once `digitlab.ruled` erased the lines it then found). Its emptiness is
-    judged against the box's own lines: nothing inside half as dark as they are; a shadow or the grain is fainter.
+    judged against the box's own lines, nothing inside half as dark as they are (a shadow or the grain is fainter),
+    and then, since stop 47, no faint stroke in it either (`faint_writing`: pencil in a box printed black).
     """
     # The box first: a thick printed line along the border also looks like a thin table around a sheet.
     box = find_box(gray)
