@@ -64,15 +64,17 @@ def locate_field(gray: np.ndarray) -> Field:
     judged against the box's own lines, nothing inside half as dark as they are (a shadow or the grain is fainter),
     and then, since stop 47, no faint stroke in it either (`faint_writing`: pencil in a box printed black).
     """
-    # The box first: a thick printed line along the border also looks like a thin table around a sheet.
+    # The box first: a thick printed line along the border also looks like a thin table around a sheet. A bold
+    # line (stop 48) only where no sheet is seen: a table's margin is as thick, as straight and as unbroken.
     box = find_box(gray)
     if box is not None:
         return Field(box[0], True, box[1])
     sheet = find_sheet(gray)
     if sheet is None:
-        return Field(None)
+        box = find_box(gray, bold=True)
+        return Field(None) if box is None else Field(box[0], True, box[1])
     x0, y0, x1, y1 = sheet
-    box = find_box(gray[y0:y1, x0:x1])
+    box = find_box(gray[y0:y1, x0:x1], bold=True)
     if box is None:
         return Field(sheet)
     (a0, b0, a1, b1), empty = box
@@ -123,12 +125,14 @@ BOX_REACH = 0.12  # a printed box's lines lie within this share of the picture's
 BOX_COVER = 0.5  # ... along at least this share of every side (a crop may cut through a line that is turned)
 BOX_LINE = 0.05  # a line is at most this thick (share of the longer side), with paper inside it: a printed line is
 # thin next to its field, while the strokes of a 0 that fills a low-resolution scan are 10-20% of it
+BOX_FULL = 0.9  # ... or up to twice as thick, straight, along this share of the side away from its corners: a bold
+# box on a small picture (stop 48)
 BOX_CONTRAST = 0.2  # the picture's darkest ink is this much darker than its paper (or lighter, light on dark)
 
 
-def find_box(gray: np.ndarray) -> tuple[tuple[int, int, int, int], bool] | None:
+def find_box(gray: np.ndarray, bold: bool = False) -> tuple[tuple[int, int, int, int], bool] | None:
     """The box (x0, y0, x1, y1) inside a box printed around the picture (a form's field), and whether nothing is
-    written in it; or None.
+    written in it; or None. `bold`: its lines may also be up to twice as thick, if unbroken (`BOX_FULL`).
 
     On each side, every column (row) of a band along it is looked along from the outside in: a printed line is
     the first run of ink in it, thin, with paper after it, at about the same depth all along the side. A digit
@@ -169,8 +173,20 @@ def find_box(gray: np.ndarray) -> tuple[tuple[int, int, int, int], bool] | None:
         paper_after = (np.arange(depth)[:, None] >= first[None]) & ~ink
         end = np.where(paper_after.any(axis=0), np.argmax(paper_after, axis=0), depth)
         line = ink.any(axis=0) & (end < depth) & (end - first <= thick)
-        if line.mean() < BOX_COVER:
+        if line.mean() < BOX_COVER and not (bold and dark):
             return None
+        if line.mean() < BOX_COVER:
+            # A bold line on a small picture is as thick as a digit's stroke, but unbroken along its side, where a
+            # digit touches a side for a short way only. The lines across it fill the band's ends (no paper after
+            # them): only the columns between count. Dark on light only: a 0 so fat that its stroke is most of
+            # the picture sets the polarity the other way, and its paper at the edges is then a "line".
+            line = ink.any(axis=0) & (end < depth) & (end - first <= 2 * thick)
+            mid = slice(-(-reach // step), n - -(-reach // step))
+            between = line[mid]
+            if between.size == 0 or between.mean() < BOX_FULL:
+                return None
+            if np.ptp(first[mid][between]) > 0.03 * n * step + 1:
+                return None  # a printed line is straight; the side of a fat 0 cut tight curves a little
         if np.ptp(np.percentile(first[line], [5, 95])) > 0.05 * n * step + 2:
             return None  # not straight: a curve (a drawn 0) or ink scattered at many depths
         inside.append(int(np.percentile(end[line], 95)) + 1)
