@@ -237,3 +237,62 @@ def test_the_bracket_under_one_digit_is_erased() -> None:
     assert rules is not None
     assert rules[90:93, 20:70].all() and rules[60:88, 5:8].all() and rules[60:88, 82:85].all()
     assert not rules[:, 25:65][:85].any()
+
+
+def stroke(mask: np.ndarray, points: list[tuple[int, int]], width: int = 3) -> None:
+    """Ink `mask` (True) along the polyline `points` (row, column), `width` px square."""
+    for (y0, x0), (y1, x1) in zip(points, points[1:], strict=False):
+        for t in np.linspace(0, 1, 4 * max(abs(y1 - y0), abs(x1 - x0), 1)):
+            y, x = round(y0 + t * (y1 - y0)), round(x0 + t * (x1 - x0))
+            mask[y : y + width, x : x + width] = True
+
+
+def test_a_line_one_pixel_under_the_digit_is_a_rule() -> None:
+    """`to_mnist` looks for rules on a copy reduced to 96 px: a digit written 2 px above the line there ends 1 px
+    above it, and the line's pixels under its foot counted as writing below the digit (stop 48: `predict` on one
+    digit on ruled paper, 39 of 50 development photos)."""
+    from digitlab.ruled import find_rules
+
+    mask = np.zeros((69, 22), bool)
+    mask[22:24] = mask[68] = True  # the lines above and far below
+    stroke(mask, [(28, 11), (30, 16), (34, 12), (40, 17), (41, 6)])  # a 3
+    mask[45] = True  # the line it is written on, its second row broken under the 3's foot
+    mask[46, :6] = mask[46, 11:] = True
+    rules = find_rules(mask)
+    assert rules is not None and rules[45, :3].all() and rules[45, 20:].all()  # kept only under the 3's foot
+    assert not rules[26:44].any()  # the 3 stays whole
+
+
+def test_a_line_a_digit_stands_on_is_a_rule_in_step_with_the_others() -> None:
+    """Ruled paper cut to one cell, the digit as wide as the cell and standing on its line: that line is no longer
+    than the digit is wide, nor reaches past it, but it is evenly spaced with the lines above and below."""
+    from digitlab.ruled import find_rules
+
+    mask = np.zeros((90, 30), bool)
+    mask[27] = mask[88] = True
+    mask[57:59, 1:] = True
+    stroke(mask, [(39, 8), (39, 25), (55, 16)])  # a 7, its stem down to the line
+    rules = find_rules(mask)
+    assert rules is not None and rules[57, 2:14].all() and rules[57, 22:29].all()  # kept under the stem
+    assert not rules[38:56].any()
+    # Not in step (the line below 12 px under it, the one above 30 px over it), it stays writing.
+    close = np.zeros((90, 30), bool)
+    close[27] = close[70] = True
+    close[57:59, 1:] = True
+    stroke(close, [(39, 8), (39, 25), (55, 16)])
+    found = find_rules(close)
+    assert found is None or not found[57:59].any()
+
+
+def test_a_faint_line_with_3_px_gaps_on_a_narrow_mask_is_a_rule() -> None:
+    """On `to_mnist`'s reduced copy of a narrow strip, a faint line breaks with gaps of 3 px; the search for dashed
+    lines closed gaps of 1 px there (stop 48)."""
+    from digitlab.ruled import find_rules
+
+    mask = np.zeros((60, 21), bool)
+    mask[18] = mask[57] = True
+    stroke(mask, [(25, 14), (35, 3)])  # a 1
+    mask[38, :5] = mask[38, 8:] = True
+    rules = find_rules(mask)
+    assert rules is not None and rules[38, 9:].all()
+    assert not rules[24:37].any()

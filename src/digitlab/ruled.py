@@ -67,6 +67,9 @@ def find_rules(mask: np.ndarray, *, boxed: bool = False) -> np.ndarray | None:
     rest = mask & ~np.any(rows + dividers, axis=0) if rows or dividers else mask
     free = [_free(mask, band) for band in rows]
     kept = [(band, f) for band, f in zip(rows, free, strict=True) if _not_writing(band, f, rest)]
+    if 2 <= len(kept) < len(rows):
+        kept = [(band, f) for band, f in zip(rows, free, strict=True)
+                if any(band is k for k, _ in kept) or _in_step(band, [k for k, _ in kept], rest)]
     if len(kept) < len(rows):
         rows, free = [band for band, _ in kept], [f for _, f in kept]
         dividers = _dividers(mask, rows, thick, boxed)
@@ -112,7 +115,8 @@ def _rules(mask: np.ndarray, thick: int, span: float) -> list[np.ndarray]:
     # of a few pixels along the row are closed first (stop 47). Only dashes: a solid line the search above let go
     # stays let go (the base of a drawn house's roof); and only inside the picture: along its edge, the closing
     # joins a grainy shadow's specks into a line.
-    gap = max(2, L // 3)
+    # At least 3 px: on `to_mnist`'s reduced copy of a narrow strip a faint line's gaps are 3 px (stop 48).
+    gap = max(4, L // 3)
     closed = ndimage.minimum_filter1d(ndimage.maximum_filter1d(mask, gap, axis=1), gap, axis=1) | mask
     seen = np.any(found, axis=0) if found else np.zeros_like(mask)
     for band in _lines(mask, _runs(closed, L), L, thick, span):
@@ -218,14 +222,31 @@ def _not_writing(band: np.ndarray, free: np.ndarray, rest: np.ndarray) -> bool:
     if start - cols.min() >= PAST * tall and cols.max() + 1 - stop >= PAST * tall:
         return True
     # Under all the writing and apart from it: the line a digit is written above, however wide the digit (the
-    # detached bar of a 7 lies above its stroke). Specks (another rule's blurred end) are no writing.
-    if rows.min() > max(b[0].stop for b in written):
+    # detached bar of a 7 lies above its stroke). Specks (another rule's blurred end) are no writing, nor is a
+    # piece of the band itself that a stroke ending just above it kept (a reduced picture leaves a 1-px gap).
+    own = [b for b in written if b[0].start >= rows.min() and b[0].stop <= rows.max() + 1]
+    if len(own) < len(written) and rows.min() > max(b[0].stop for b in written if b not in own):
         return True
     # Above all the writing, apart from it, from edge to edge with paper above it: ruled paper cut to one digit.
     # A 7's detached bar cut tight to the ink lies at the picture's top.
     H, W = band.shape
     return bool(rows.max() < min(b[0].start for b in written) and rows.min() >= 2 and cols.min() <= 2
                 and cols.max() >= W - 3)
+
+
+def _in_step(band: np.ndarray, rules: list[np.ndarray], rest: np.ndarray) -> bool:
+    """`band` runs from edge to edge in step with the ruled lines `rules`: all of them evenly spaced, further apart
+    than the writing is tall. Ruled paper cut to one cell, a digit standing on its line: at `to_mnist`'s reduced
+    size the line is no longer than the digit is wide (stop 48)."""
+    H, W = band.shape
+    cols = np.nonzero(band.any(axis=0))[0]
+    if cols.min() > 2 or cols.max() < W - 3:
+        return False
+    centres = np.sort([np.nonzero(b.any(axis=1))[0].mean() for b in [*rules, band]])
+    gaps = np.diff(centres)
+    pieces = ndimage.find_objects(ndimage.label(rest, structure=np.ones((3, 3), bool))[0])
+    tall = max(b[0].stop - b[0].start for b in pieces if b is not None)
+    return bool(gaps.min() >= tall and gaps.max() - gaps.min() <= max(2.0, 0.1 * gaps.mean()))
 
 
 def _end_tick(box: tuple[slice, slice], rows: np.ndarray, cols: np.ndarray, tallest: int) -> bool:
