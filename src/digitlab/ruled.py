@@ -115,7 +115,8 @@ def _rules(mask: np.ndarray, thick: int, span: float) -> list[np.ndarray]:
     # of a few pixels along the row are closed first (stop 47). Only dashes: a solid line the search above let go
     # stays let go (the base of a drawn house's roof); and only inside the picture: along its edge, the closing
     # joins a grainy shadow's specks into a line.
-    # At least 3 px: on `to_mnist`'s reduced copy of a narrow strip a faint line's gaps are 3 px (stop 48).
+    # Gaps of up to 3 px at least (a filter 4 wide): on `to_mnist`'s reduced copy of a narrow strip of ruled paper a
+    # faint line breaks with 3-px gaps (stop 48).
     gap = max(4, L // 3)
     closed = ndimage.minimum_filter1d(ndimage.maximum_filter1d(mask, gap, axis=1), gap, axis=1) | mask
     seen = np.any(found, axis=0) if found else np.zeros_like(mask)
