@@ -148,7 +148,10 @@ def find_box(gray: np.ndarray, bold: bool = False) -> tuple[tuple[int, int, int,
     # enough for the shares below, and `to_mnist` stays fast on a canvas or a full-size photo.
     coarse = max(1, max(H, W) // 128)
     low, paper, high = (float(v) for v in np.percentile(gray[::coarse, ::coarse], [0.5, 50, 99.5]))
-    dark = paper - low >= high - paper
+    # A bold box is looked for dark on light only, whatever the levels say: a 0 so fat that its stroke is most of
+    # the picture tips them the other way (its paper at the edges is then a thick light "line"), and so does a
+    # bright patch of uneven light on a box printed dark.
+    dark = bold or paper - low >= high - paper
     contrast = paper - low if dark else high - paper
     if contrast < BOX_CONTRAST:
         return None
@@ -173,13 +176,12 @@ def find_box(gray: np.ndarray, bold: bool = False) -> tuple[tuple[int, int, int,
         paper_after = (np.arange(depth)[:, None] >= first[None]) & ~ink
         end = np.where(paper_after.any(axis=0), np.argmax(paper_after, axis=0), depth)
         line = ink.any(axis=0) & (end < depth) & (end - first <= thick)
-        if line.mean() < BOX_COVER and not (bold and dark):
+        if line.mean() < BOX_COVER and not bold:
             return None
         if line.mean() < BOX_COVER:
             # A bold line on a small picture is as thick as a digit's stroke, but unbroken along its side, where a
             # digit touches a side for a short way only. The lines across it fill the band's ends (no paper after
-            # them): only the columns between count. Dark on light only: a 0 so fat that its stroke is most of
-            # the picture sets the polarity the other way, and its paper at the edges is then a "line".
+            # them): only the columns between count.
             line = ink.any(axis=0) & (end < depth) & (end - first <= 2 * thick)
             mid = slice(-(-reach // step), n - -(-reach // step))
             between = line[mid]
