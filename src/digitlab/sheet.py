@@ -132,7 +132,8 @@ BOX_CONTRAST = 0.2  # the picture's darkest ink is this much darker than its pap
 
 def find_box(gray: np.ndarray, bold: bool = False) -> tuple[tuple[int, int, int, int], bool] | None:
     """The box (x0, y0, x1, y1) inside a box printed around the picture (a form's field), and whether nothing is
-    written in it; or None. `bold`: its lines may also be up to twice as thick, if unbroken (`BOX_FULL`).
+    written in it; or None. `bold`: its lines may also be up to twice as thick, if unbroken (`BOX_FULL`), and are
+    looked for dark on light.
 
     On each side, every column (row) of a band along it is looked along from the outside in: a printed line is
     the first run of ink in it, thin, with paper after it, at about the same depth all along the side. A digit
