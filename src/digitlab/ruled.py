@@ -66,12 +66,13 @@ def find_rules(mask: np.ndarray, *, boxed: bool = False) -> np.ndarray | None:
     # below it. An empty field (a box or a comb with nothing written in it) leaves nothing: all of it is rules.
     rest = mask & ~np.any(rows + dividers, axis=0) if rows or dividers else mask
     free = [_free(mask, band) for band in rows]
-    kept = [(band, f) for band, f in zip(rows, free, strict=True) if _not_writing(band, f, rest)]
-    if 2 <= len(kept) < len(rows):
-        kept = [(band, f) for band, f in zip(rows, free, strict=True)
-                if any(band is k for k, _ in kept) or _in_step(band, [k for k, _ in kept], rest)]
-    if len(kept) < len(rows):
-        rows, free = [band for band, _ in kept], [f for _, f in kept]
+    keep = [_not_writing(band, f, rest) for band, f in zip(rows, free, strict=True)]
+    if 2 <= sum(keep) < len(rows):
+        ruled = [band for band, k in zip(rows, keep, strict=True) if k]
+        keep = [k or _in_step(band, ruled, rest) for band, k in zip(rows, keep, strict=True)]
+    if not all(keep):
+        rows = [band for band, k in zip(rows, keep, strict=True) if k]
+        free = [f for f, k in zip(free, keep, strict=True) if k]
         dividers = _dividers(mask, rows, thick, boxed)
     erase = np.any(free, axis=0) if free else np.zeros_like(mask)
     for band in dividers:
@@ -225,8 +226,8 @@ def _not_writing(band: np.ndarray, free: np.ndarray, rest: np.ndarray) -> bool:
     # Under all the writing and apart from it: the line a digit is written above, however wide the digit (the
     # detached bar of a 7 lies above its stroke). Specks (another rule's blurred end) are no writing, nor is a
     # piece of the band itself that a stroke ending just above it kept (a reduced picture leaves a 1-px gap).
-    own = [b for b in written if b[0].start >= rows.min() and b[0].stop <= rows.max() + 1]
-    if len(own) < len(written) and rows.min() > max(b[0].stop for b in written if b not in own):
+    above = [b[0].stop for b in written if b[0].start < rows.min() or b[0].stop > rows.max() + 1]
+    if above and rows.min() > max(above):
         return True
     # Above all the writing, apart from it, from edge to edge with paper above it: ruled paper cut to one digit.
     # A 7's detached bar cut tight to the ink lies at the picture's top.

@@ -177,14 +177,15 @@ def find_box(gray: np.ndarray, bold: bool = False) -> tuple[tuple[int, int, int,
         paper_after = (np.arange(depth)[:, None] >= first[None]) & ~ink
         end = np.where(paper_after.any(axis=0), np.argmax(paper_after, axis=0), depth)
         line = ink.any(axis=0) & (end < depth) & (end - first <= thick)
-        if line.mean() < BOX_COVER and not bold:
-            return None
         if line.mean() < BOX_COVER:
+            if not bold:
+                return None
             # A bold line on a small picture is as thick as a digit's stroke, but unbroken along its side, where a
             # digit touches a side for a short way only. The lines across it fill the band's ends (no paper after
             # them): only the columns between count.
             line = ink.any(axis=0) & (end < depth) & (end - first <= 2 * thick)
-            mid = slice(-(-reach // step), n - -(-reach // step))
+            corner = -(-reach // step)
+            mid = slice(corner, n - corner)
             between = line[mid]
             if between.size == 0 or between.mean() < BOX_FULL:
                 return None
