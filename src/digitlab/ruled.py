@@ -1,4 +1,5 @@
-"""Lines printed on the paper, not written: ruled paper, a form's underline, the dividers of a comb field.
+"""Lines printed on the paper, not written: ruled paper, a form's underline, the dividers of a comb field, squared
+paper's grid (found by `digitlab.grid`), a notebook's margin.
 
     from digitlab.ruled import erase_rules, find_rules
     ink, gray, found = erase_rules(ink, gray, boxed=True)   # `segment`: rules painted over with the paper
@@ -18,13 +19,18 @@ lies apart below it, or lies apart above it from edge to edge with paper above (
 cell); otherwise it is a stroke and stays. Vertical rules are looked for only where they divide a field: inside a
 printed box (a comb), from its top line to its bottom line; between two rules, when there are two or more such
 dividers (one straight 1 touching two ruled lines stays a 1); or as short ticks rising from an erased underline,
-joined to nothing written (taller at its ends: the bracket of one digit's cell). A tall 1 cut tight is never one.
+joined to nothing written (taller at its ends: the bracket of one digit's cell); or, since stop 49, as a margin: a
+line from edge to edge beside the writing, joined to none of it and twice as tall. A tall 1 cut tight is never one.
+Squared paper is looked for first, as a lattice of lines both ways (`digitlab.grid`); where one is seen, all of its
+lines are erased, except where a written stroke crosses one or runs along it.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage
+
+from digitlab.grid import grid_lines
 
 SPAN = 0.8  # a horizontal rule spans at least this share of the field's width
 TALL = 0.9  # a divider is unbroken over at least this share of its length
@@ -34,6 +40,7 @@ LONGER = 1.5  # a rule is this many times longer than the writing beside it is t
 PAST = 0.2  # ... by this share of the writing's height on both sides (an underline under one digit)
 TICK = 0.6  # a tick rising from an erased underline is shorter than this share of the writing's height
 TICK_END = 0.9  # ... or, at either end of the underline, than this share
+MARGIN = 2.0  # a vertical line from edge to edge is printed if this many times taller than the writing beside it
 
 
 def erase_rules(ink: np.ndarray, gray: np.ndarray, *, boxed: bool = False) -> tuple[np.ndarray, np.ndarray, bool]:
@@ -60,8 +67,12 @@ def find_rules(mask: np.ndarray, *, boxed: bool = False) -> np.ndarray | None:
     if min(H, W) < 16 or not mask.any():
         return None
     thick = max(5, int(np.ceil(THIN * min(H, W))))
+    grid = grid_lines(mask, thick)
+    if grid is not None:
+        return _erase_grid(mask, *grid)
     rows = _rules(mask, thick, SPAN * W)
-    dividers = _dividers(mask, rows, thick, boxed)
+    margins = _margins(mask, rows, thick)
+    dividers = _dividers(mask, rows, thick, boxed) + margins
     # What is left is the writing; a rule must be long next to it, reach past it on both ends, or lie apart
     # below it. An empty field (a box or a comb with nothing written in it) leaves nothing: all of it is rules.
     rest = mask & ~np.any(rows + dividers, axis=0) if rows or dividers else mask
@@ -73,7 +84,7 @@ def find_rules(mask: np.ndarray, *, boxed: bool = False) -> np.ndarray | None:
     if not all(keep):
         rows = [band for band, k in zip(rows, keep, strict=True) if k]
         free = [f for f, k in zip(free, keep, strict=True) if k]
-        dividers = _dividers(mask, rows, thick, boxed)
+        dividers = _dividers(mask, rows, thick, boxed) + margins
     erase = np.any(free, axis=0) if free else np.zeros_like(mask)
     for band in dividers:
         erase |= _free(mask.T, band.T).T  # a stroke written across a divider keeps its pixels
@@ -83,14 +94,80 @@ def find_rules(mask: np.ndarray, *, boxed: bool = False) -> np.ndarray | None:
         for band in _rules(remaining.T, thick, 0.15 * H):
             if _tick(band.T, remaining, pieces, erase, rest):
                 erase |= band.T
+    return _with_specks(mask, erase)
+
+
+def _with_specks(mask: np.ndarray, erase: np.ndarray) -> np.ndarray | None:
+    """`erase` and the rules' blurred edges outside their bands: specks left along them, joined to nothing
+    written; None if there is nothing to erase."""
     if not erase.any():
         return None
-    # The rule's blurred edge outside its band: specks left along it, joined to nothing written.
     left = mask & ~erase
     labels, _ = ndimage.label(left, structure=np.ones((3, 3), bool))
     beside = ndimage.binary_dilation(erase, structure=np.ones((5, 5), bool))
     outside = np.unique(labels[left & ~beside])
     return erase | (left & ~np.isin(labels, outside))
+
+
+def _erase_grid(mask: np.ndarray, rows: list[np.ndarray], cols: list[np.ndarray]) -> np.ndarray | None:
+    """The pixels of squared paper's lines no written stroke crosses or runs along. Where the lines cross each
+    other, neither counts as a stroke crossing the other."""
+    erase = np.zeros_like(mask)
+    for lines, other, flip in ((rows, np.any(cols, axis=0), False), (cols, np.any(rows, axis=0), True)):
+        for band in lines:
+            b, m, o, e = (a.T if flip else a for a in (band, mask, other, erase))
+            # `_free` looks 3 rows either side of the band: only those rows are worked on (a grid has many lines).
+            ys = np.nonzero(b.any(axis=1))[0]
+            if ys.size == 0:
+                continue
+            near = slice(max(0, ys[0] - 3), ys[-1] + 4)
+            b, o = b[near], o[near]
+            e[near] |= _free(m[near] & ~(o & ~b), b) & ~_along(b & ~o)[None]
+    return _with_specks(mask, erase)
+
+
+def _along(band: np.ndarray) -> np.ndarray:
+    """The columns where a horizontal line's band holds more ink than the line: a stroke running along it inside
+    the band (a 0's side beside a grid line), and a column each side."""
+    counts = band.sum(axis=0)
+    if not counts.any():
+        return counts > 0
+    return ndimage.maximum_filter1d(counts > np.median(counts[counts > 0]) + 1, 3)
+
+
+def _margins(mask: np.ndarray, rows: list[np.ndarray], thick: int) -> list[np.ndarray]:
+    """Vertical lines from edge to edge, joined to no writing, at least `MARGIN` times taller than it and beside
+    it, not among it: a notebook's margin, the lines of big squares around a photo of one digit (stop 49). A 1 as
+    tall as the picture stands beside digits about as tall; a lone one is never a margin."""
+    H, W = mask.shape
+    found = []
+    for band in _rules(mask.T, thick, SPAN * H):
+        ys = np.nonzero(band.any(axis=0))[0]
+        if ys.min() <= 0.05 * H and ys.max() >= 0.95 * H - 1:
+            found.append(band.T)
+    if not found:
+        return []
+    # The writing: what is left without the lines and the rules across them, specks aside. The lines are alone:
+    # what joins them is only specks (a rule's blurred edge), no stroke.
+    lines = np.any(found, axis=0)
+    labels, _ = ndimage.label(mask & ~np.any(rows, axis=0) if rows else mask, structure=np.ones((3, 3), bool))
+    own = np.unique(labels[lines])
+    joined = np.isin(labels, own[own > 0]) & ~ndimage.binary_dilation(lines, structure=np.ones((5, 5), bool))
+    pieces = [b for b in ndimage.find_objects(np.where(np.isin(labels, own), 0, labels)) if b is not None]
+    tall = max((b[0].stop - b[0].start for b in pieces), default=0)
+    written = [b for b in pieces if b[0].stop - b[0].start >= 0.25 * tall]
+    reach = np.nonzero(joined.any(axis=1))[0]
+    # Twice as tall as the writing: the arm of a 4 cut tight is half its stem, or more.
+    if not written or MARGIN * tall > H or (reach.size and reach[-1] - reach[0] + 1 >= 0.25 * tall):
+        return []
+    # Beside the writing, not among it: bars with writing on both sides are 1s (or a comb's dividers, which need
+    # the comb's box or rules).
+    sides = []
+    for band in found:
+        xs = np.nonzero(band.any(axis=0))[0]
+        if all(b[1].stop <= xs.min() for b in written) or all(b[1].start > xs.max() for b in written):
+            sides.append(band)
+    return sides
 
 
 def _dividers(mask: np.ndarray, rows: list[np.ndarray], thick: int, boxed: bool) -> list[np.ndarray]:
