@@ -14,7 +14,8 @@ of the photo's size on each side, beside the same photos as taken; its first 50,
 grey to black, turned up to 1.5 degrees), cut at the box or a little outside it; the same in pencil (the writing
 0.3-0.6 times as dark, since stop 47); and empty printed boxes (since stop 46; right: refused, as a blank must be).
 On a form (since stop 46): MNIST digits written one to a cell of a comb field (a box per digit), over short ticks
-rising from a line, on one printed line, or on ruled paper (lines above and below), then photographed. Right = the
+rising from a line, on one printed line, or on ruled paper (lines above and below), then photographed; and on
+squared paper (since stop 49: lines both ways, light, some sheets with every fifth line darker). Right = the
 exact number; a refusal is wrong. `--split train` (the default) builds the tight, boxed and form pictures from
 MNIST's training digits, which `read` was developed on.
 """
@@ -164,6 +165,44 @@ def form_photo(mnist: tuple, g: np.random.Generator, length: int, form: str) -> 
     return synth.photo_of(ink, g), text
 
 
+def squared_photo(mnist: tuple, g: np.random.Generator, length: int) -> tuple[bytes, str]:
+    """MNIST digits written on squared paper, one to a square (28-70 px) or over two by two squares (16-40 px),
+    then photographed. The lines are 1-2 px, 0.3-0.8 as dark as the ink; on a third of the sheets every fifth line
+    is darker and wider (graph paper); the sheet shows 0.3-2.5 squares around the writing."""
+    images, labels = mnist
+    per = int(g.choice([1, 1, 2]))
+    square = int(g.integers(28, 70)) if per == 1 else int(g.integers(16, 40))
+    cell = square * per
+    width, tone = int(g.choice([1, 1, 2])), g.uniform(0.5, 1.0)
+    level = g.uniform(0.3, 0.8) / tone
+    mx, my = int(g.uniform(0.3, 2.5) * square), int(g.uniform(0.3, 2.0) * square)
+    H, W = cell + 2 * my, cell * length + 2 * mx
+    ink = np.zeros((H, W), np.float32)
+    text = ""
+    major = int(g.choice([0, 0, 5]))
+    for i in range(length):
+        k = int(g.integers(len(images)))
+        text += str(int(labels[k]))
+        size = int(cell * g.uniform(0.9, 1.3))
+        digit = np.asarray(Image.fromarray(images[k]).resize((size, size), Image.Resampling.BILINEAR), np.float32) / 255
+        y = my + (cell - size) // 2 + int(g.integers(-3, 4))
+        x = mx + i * cell + (cell - size) // 2 + int(g.integers(-3, 4))
+        y0, x0 = max(y, 0), max(x, 0)
+        part = digit[y0 - y :, x0 - x :][: H - y0, : W - x0]
+        ink[y0 : y0 + part.shape[0], x0 : x0 + part.shape[1]] = np.maximum(
+            ink[y0 : y0 + part.shape[0], x0 : x0 + part.shape[1]], part)
+    frame = Image.new("L", (W, H), 0)
+    draw = ImageDraw.Draw(frame)
+    for i, x in enumerate(range(mx % square, W, square)):  # the digits sit in the grid's squares
+        big = bool(major) and i % major == 0
+        draw.line([(x, 0), (x, H - 1)], fill=255 if big else 170, width=width + big)
+    for i, y in enumerate(range(my % square, H, square)):
+        big = bool(major) and i % major == 0
+        draw.line([(0, y), (W - 1, y)], fill=255 if big else 170, width=width + big)
+    ink = np.maximum(ink, np.minimum(np.asarray(frame, np.float32) / 255 * level, 1.0) * tone)
+    return synth.photo_of(ink, g), text
+
+
 def read_right(engine, pictures: list, truths: list[str]) -> int:
     readings, _ = read_all(engine, pictures)
     return sum(r.number == t for r, t in zip(readings, truths, strict=True))
@@ -248,6 +287,13 @@ def main(argv: list[str] | None = None) -> int:
             predicted = predict_right(engine, photos, texts) if length == 1 else None
             rows.append((f"{length} digit{'s' if length > 1 else ''} on a form: {form}", ones,
                          read_right(engine, photos, texts), predicted))
+    for length in (1, 3, 6):
+        made = [squared_photo(mnist, np.random.default_rng([args.form_seed, 10, length, k]), length)
+                for k in range(ones)]
+        photos, texts = [p for p, _ in made], [t for _, t in made]
+        predicted = predict_right(engine, photos, texts) if length == 1 else None
+        rows.append((f"{length} digit{'s' if length > 1 else ''} on squared paper", ones,
+                     read_right(engine, photos, texts), predicted))
     print(f"`python benchmarks/read_framing.py {' '.join(sys.argv[1:] if argv is None else argv)}` "
           f"(tight, boxed, forms: MNIST {args.split}, seeds {args.seed}, {args.box_seed}, {args.form_seed}; "
           f"table: number seed {args.table_seed}; model {args.model})\n")
