@@ -47,18 +47,32 @@ def grid_lines(mask: np.ndarray, thick: int) -> tuple[list[np.ndarray], list[np.
     return [band.T for band in _bands(mask.T, across)], _bands(mask, down)
 
 
+def spans(mask: np.ndarray, rows: int, lines: int) -> bool:
+    """Whether `lines` or more columns of `mask` could hold a line from top to bottom, turned up to `TURN`: ink in
+    its top and bottom `rows` rows, at most the turn apart. Most photos of a number have paper above and below
+    it, and a search for lines stops here."""
+    H = mask.shape[0]
+    top, bottom = mask[:rows].any(axis=0), mask[max(0, H - rows) :].any(axis=0)
+    drift = int(np.ceil(TURN * H)) + 2
+    return int(np.count_nonzero(top & ndimage.maximum_filter1d(bottom, 2 * drift + 1))) >= lines
+
+
 def _family(mask: np.ndarray, thick: float) -> tuple[float, float, list[tuple[float, float]]] | None:
     """The vertical lines of a lattice in `mask`: (step, slope, [(centre at mid-height, half-width)]), or None."""
     H, W = mask.shape
     band = min(BAND, H // STRIPS)
     if band < 1 or W < 8:
         return None
+    n = H // band
+    # A line reaching over REACH of the strips has ink in the first strips and in the last (the rows past the last
+    # whole strip are not looked at).
+    if not spans(mask[: n * band], (n - int(np.ceil(REACH * n)) + 1) * band, 2):
+        return None
     # The share of each strip's rows with thin ink at each column (a line wobbles by a pixel where it is
     # photographed): shifting the strips against each other turns the search, strip by strip instead of row by row.
     # Only ink in runs across no wider than a printed line counts: the strokes of a bold digit cut tight made
     # lattices of their edges (stop 49, development photos cut tight).
     wide = ndimage.maximum_filter1d(mask & (_across(mask) <= WIDE), 3, axis=1)
-    n = H // band
     strips = wide[: n * band].reshape(n, band, W).mean(axis=1)
     middle = (np.arange(n) + 0.5) * band - H / 2
     best = None

@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from digitlab.grid import grid_lines
+from digitlab.grid import grid_lines, spans
 
 SPAN = 0.8  # a horizontal rule spans at least this share of the field's width
 TALL = 0.9  # a divider is unbroken over at least this share of its length
@@ -140,6 +140,8 @@ def _margins(mask: np.ndarray, rows: list[np.ndarray], thick: int) -> list[np.nd
     it, not among it: a notebook's margin, the lines of big squares around a photo of one digit (stop 49). A 1 as
     tall as the picture stands beside digits about as tall; a lone one is never a margin."""
     H, W = mask.shape
+    if not spans(mask, int(0.05 * H) + 2, 1):
+        return []
     found = []
     for band in _rules(mask.T, thick, SPAN * H):
         ys = np.nonzero(band.any(axis=0))[0]
