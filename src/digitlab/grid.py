@@ -6,11 +6,14 @@
 Stop 49: of 500 development photos of numbers written on squared paper, `read` read 273 right: the lines were
 ink, a vertical one a 1, and a faint grid left rows of dots that joined the digits. `digitlab.ruled` finds a
 printed line as an unbroken run of ink, but a light grey or blue grid is dashes and dots in the ink mask. Here a
-line is looked for as a whole: the share of a straight line's length that the mask covers, for lines turned up to
-about 3 degrees, found at once for all lines of one direction (the shear that makes them sharpest). The lines are a
-grid only as a lattice: in both directions at least two lines spanning the picture, evenly spaced (a line under the
-writing may be missed), most of the lattice's places taken, with one step both ways. Writing is no lattice both
-ways: a row of 1s cut tight may look like one set of lines, never the other.
+line is looked for as a whole: the share of a straight line's length that thin ink covers (runs across it no wider
+than a printed line), for lines turned up to about 3 degrees, found at once for all lines of one direction (the
+shear, strip by strip, that makes them sharpest). The lines are a grid only as a lattice: in both directions at
+least two lines spanning the picture, evenly spaced (a line under the writing may be missed), most of the
+lattice's places taken, with one step both ways, and crossing inside the picture. Writing is no lattice both ways:
+a row of 1s cut tight may look like one set of lines, never the other, and a 0 or a box cut tight has its four
+sides along the picture's edges. Each line is then put where the lattice fitted to all of them puts it, as wide as
+most of them, so that a stroke beside a line is not taken with it.
 """
 
 from __future__ import annotations
@@ -112,10 +115,10 @@ def _family(mask: np.ndarray, thick: float) -> tuple[float, float, list[tuple[fl
     # A lattice's lines are evenly spaced and alike: each is where the lattice fitted to them all puts it, as wide
     # as most of them. A stroke beside a line widens its run and pulls its centre; erased at that width and place
     # it went with the line.
-    places, centres = np.array([n for n, _, _ in on], float), np.array([c for _, c, _ in on])
+    places, centres = np.array([p for p, _, _ in on], float), np.array([c for _, c, _ in on])
     step, anchor = (float(v) for v in np.polyfit(places, centres, 1))
     half = float(np.median([h for _, _, h in on]))
-    return step, float(slope), [(anchor + n * step, half) for n in places]
+    return step, float(slope), [(anchor + p * step, half) for p in places]
 
 
 def _across(mask: np.ndarray) -> np.ndarray:
