@@ -120,28 +120,36 @@ def empty_box_photo(g: np.random.Generator, wide: bool) -> bytes:
     return synth.photo_of(print_box(np.zeros((h, w), np.float32), g), g)
 
 
+def write_digits(ink: np.ndarray, mnist: tuple, g: np.random.Generator, length: int, cell: int,
+                 rows: tuple[int, int], left: int, sizes: tuple[float, float]) -> str:
+    """`length` MNIST digits written into `ink` (white on black), one to a cell `cell` px wide from column `left`,
+    centred in the `rows` (top, height) give or take 3 px, each `sizes` times the cell; their text."""
+    images, labels = mnist
+    text = ""
+    for i in range(length):
+        k = int(g.integers(len(images)))
+        text += str(int(labels[k]))
+        size = int(cell * g.uniform(*sizes))
+        digit = np.asarray(Image.fromarray(images[k]).resize((size, size), Image.Resampling.BILINEAR), np.float32) / 255
+        y = rows[0] + (rows[1] - size) // 2 + int(g.integers(-3, 4))
+        x = left + i * cell + (cell - size) // 2 + int(g.integers(-3, 4))
+        y0, x0 = max(y, 0), max(x, 0)
+        part = digit[y0 - y :, x0 - x :][: ink.shape[0] - y0, : ink.shape[1] - x0]
+        ink[y0 : y0 + part.shape[0], x0 : x0 + part.shape[1]] = np.maximum(
+            ink[y0 : y0 + part.shape[0], x0 : x0 + part.shape[1]], part)
+    return text
+
+
 FORMS = ("comb", "ticks", "line", "ruled")
 
 
 def form_photo(mnist: tuple, g: np.random.Generator, length: int, form: str) -> tuple[bytes, str]:
     """MNIST digits written on a printed form (`FORMS`), one per cell `cell` pixels wide, then photographed."""
-    images, labels = mnist
     cell, width, tone = int(g.integers(36, 90)), int(g.choice([1, 2, 2, 3])), g.uniform(0.5, 1.0)
     H, W = int(cell * g.uniform(1.0, 1.4)), cell * length
     pad = int(g.choice([0, 0, int(g.integers(2, 12))]))
     ink = np.zeros((H + 2 * pad, W + 2 * pad), np.float32)
-    text = ""
-    for i in range(length):
-        k = int(g.integers(len(images)))
-        text += str(int(labels[k]))
-        size = int(cell * g.uniform(0.8, 1.15))
-        digit = np.asarray(Image.fromarray(images[k]).resize((size, size), Image.Resampling.BILINEAR), np.float32) / 255
-        y = pad + (H - size) // 2 + int(g.integers(-3, 4))
-        x = pad + i * cell + (cell - size) // 2 + int(g.integers(-3, 4))
-        y0, x0 = max(y, 0), max(x, 0)
-        part = digit[y0 - y :, x0 - x :][: ink.shape[0] - y0, : ink.shape[1] - x0]
-        ink[y0 : y0 + part.shape[0], x0 : x0 + part.shape[1]] = np.maximum(
-            ink[y0 : y0 + part.shape[0], x0 : x0 + part.shape[1]], part)
+    text = write_digits(ink, mnist, g, length, cell, (pad, H), pad, (0.8, 1.15))
     level = 255
     if form == "ruled":  # ruled paper: a line under the digits and one above, lighter than the ink
         gap, level = int(H * g.uniform(0.9, 1.2)), int(255 * g.uniform(0.3, 0.7) / tone)
@@ -169,7 +177,6 @@ def squared_photo(mnist: tuple, g: np.random.Generator, length: int) -> tuple[by
     """MNIST digits written on squared paper, one to a square (28-70 px) or over two by two squares (16-40 px),
     then photographed. The lines are 1-2 px, 0.3-0.8 as dark as the ink; on a third of the sheets every fifth line
     is darker and wider (graph paper); the sheet shows 0.3-2.5 squares around the writing."""
-    images, labels = mnist
     per = int(g.choice([1, 1, 2]))
     square = int(g.integers(28, 70)) if per == 1 else int(g.integers(16, 40))
     cell = square * per
@@ -178,19 +185,8 @@ def squared_photo(mnist: tuple, g: np.random.Generator, length: int) -> tuple[by
     mx, my = int(g.uniform(0.3, 2.5) * square), int(g.uniform(0.3, 2.0) * square)
     H, W = cell + 2 * my, cell * length + 2 * mx
     ink = np.zeros((H, W), np.float32)
-    text = ""
     major = int(g.choice([0, 0, 5]))
-    for i in range(length):
-        k = int(g.integers(len(images)))
-        text += str(int(labels[k]))
-        size = int(cell * g.uniform(0.9, 1.3))
-        digit = np.asarray(Image.fromarray(images[k]).resize((size, size), Image.Resampling.BILINEAR), np.float32) / 255
-        y = my + (cell - size) // 2 + int(g.integers(-3, 4))
-        x = mx + i * cell + (cell - size) // 2 + int(g.integers(-3, 4))
-        y0, x0 = max(y, 0), max(x, 0)
-        part = digit[y0 - y :, x0 - x :][: H - y0, : W - x0]
-        ink[y0 : y0 + part.shape[0], x0 : x0 + part.shape[1]] = np.maximum(
-            ink[y0 : y0 + part.shape[0], x0 : x0 + part.shape[1]], part)
+    text = write_digits(ink, mnist, g, length, cell, (my, cell), mx, (0.9, 1.3))
     frame = Image.new("L", (W, H), 0)
     draw = ImageDraw.Draw(frame)
     for i, x in enumerate(range(mx % square, W, square)):  # the digits sit in the grid's squares
