@@ -86,6 +86,23 @@ def test_a_square_or_a_bold_0_cut_tight_is_no_grid() -> None:
     assert grid_lines((r > 0.45) & (r <= 1.0), 5) is None
 
 
+def test_dotted_paper_is_no_grid() -> None:
+    """A sheet of dots passed for a lattice (each row of dots covers a third of its line), and a 7's bar lying along a
+    row of dots, no thicker than they are, went with it (stop 49, found writing a test for dotted paper)."""
+    mask = np.zeros((150, 150), bool)
+    for y in range(6, 150, 16):
+        for x in range(6, 150, 16):
+            mask[y - 2 : y + 3, x - 2 : x + 3] = True
+    seven = np.zeros_like(mask)
+    seven[36:41, 50:100] = True  # the bar, on the row of dots at y = 38
+    for y in range(41, 120):
+        x = 95 - round(25 * (y - 41) / 79)
+        seven[y, x - 2 : x + 3] = True
+    assert grid_lines(mask | seven, 10) is None
+    erase = find_rules(mask | seven)
+    assert erase is None or not (erase & seven).any()
+
+
 def test_a_margin_line_beside_the_writing_is_erased_a_lone_1_is_not() -> None:
     """A vertical line from edge to edge, more than 1.5 times taller than the writing (a notebook's margin, the one
     line of big squares a photo of one digit shows), is printed; a 1 cut tight alone, or beside digits as tall, is

@@ -31,6 +31,7 @@ BAND = 16  # the search sums the mask over strips at most this many rows tall (a
 STRIPS = 8
 INSIDE = 0.1  # the two sets cross: one line each way lies at least this share of the picture from its sides
 WIDE = 5  # a printed line's ink is at most this many pixels across it; a pen's stroke cut tight is often wider
+DOTS = 0.5  # a lattice with more than this share of its ink where its lines cross is dotted paper
 
 
 def grid_lines(mask: np.ndarray, thick: int) -> tuple[list[np.ndarray], list[np.ndarray]] | None:
@@ -47,7 +48,13 @@ def grid_lines(mask: np.ndarray, thick: int) -> tuple[list[np.ndarray], list[np.
     for (_, _, lines), size in ((down, mask.shape[1]), (across, mask.shape[0])):
         if not any(INSIDE * size <= centre <= (1 - INSIDE) * size for centre, _ in lines):
             return None
-    return [band.T for band in _bands(mask.T, across)], _bands(mask, down)
+    rows, cols = [band.T for band in _bands(mask.T, across)], _bands(mask, down)
+    # Dotted paper: the lattice's ink lies where its lines cross, dots at its points. Its "lines" are no thicker
+    # than a written stroke along them (a 7's bar along a row of dots went with it), and they are left alone.
+    lines, crossings = np.any(rows + cols, axis=0), np.any(rows, axis=0) & np.any(cols, axis=0)
+    if np.count_nonzero(crossings) > DOTS * np.count_nonzero(lines):
+        return None
+    return rows, cols
 
 
 def spans(mask: np.ndarray, rows: int, lines: int) -> bool:
