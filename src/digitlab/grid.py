@@ -13,7 +13,8 @@ least two lines spanning the picture, evenly spaced (a line under the writing ma
 lattice's places taken, with one step both ways, and crossing inside the picture. Writing is no lattice both ways:
 a row of 1s cut tight may look like one set of lines, never the other, and a 0 or a box cut tight has its four
 sides along the picture's edges. Each line is then put where the lattice fitted to all of them puts it, as wide as
-most of them, so that a stroke beside a line is not taken with it.
+most of them, so that a stroke beside a line is not taken with it. Dotted paper, whose ink lies where the lattice's
+lines would cross, is no grid: its rows of dots are no thicker than a stroke lying along them.
 """
 
 from __future__ import annotations
