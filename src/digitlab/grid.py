@@ -52,8 +52,8 @@ def grid_lines(mask: np.ndarray, thick: int) -> tuple[list[np.ndarray], list[np.
     rows, cols = [band.T for band in _bands(mask.T, across)], _bands(mask, down)
     # Dotted paper: the lattice's ink lies where its lines cross, dots at its points. Its "lines" are no thicker
     # than a written stroke along them (a 7's bar along a row of dots went with it), and they are left alone.
-    lines, crossings = np.any(rows + cols, axis=0), np.any(rows, axis=0) & np.any(cols, axis=0)
-    if np.count_nonzero(crossings) > DOTS * np.count_nonzero(lines):
+    horizontal, vertical = np.any(rows, axis=0), np.any(cols, axis=0)
+    if np.count_nonzero(horizontal & vertical) > DOTS * np.count_nonzero(horizontal | vertical):
         return None
     return rows, cols
 
