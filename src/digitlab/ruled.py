@@ -1,5 +1,5 @@
 """Lines printed on the paper, not written: ruled paper, a form's underline, the dividers of a comb field, squared
-paper's grid (found by `digitlab.grid`), a notebook's margin.
+paper's grid (found by `digitlab.grid`), a notebook's margin; and dotted paper's dots (`digitlab.dots`).
 
     from digitlab.ruled import erase_rules, find_rules
     ink, gray, found = erase_rules(ink, gray, boxed=True)   # `segment`: rules painted over with the paper
@@ -21,8 +21,9 @@ printed box (a comb), from its top line to its bottom line; between two rules, w
 dividers (one straight 1 touching two ruled lines stays a 1); or as short ticks rising from an erased underline,
 joined to nothing written (taller at its ends: the bracket of one digit's cell); or, since stop 49, as a margin: a
 line from edge to edge beside the writing, joined to none of it and twice as tall. A tall 1 cut tight is never one.
-Squared paper is looked for first, as a lattice of lines both ways (`digitlab.grid`); where one is seen, all of its
-lines are erased, except where a written stroke crosses one or runs along it.
+Dotted paper is looked for first, as a lattice of small dots (`digitlab.dots`, since stop 50): its dots are erased,
+and rules looked for in what is left. Then squared paper, as a lattice of lines both ways (`digitlab.grid`); where
+one is seen, all of its lines are erased, except where a written stroke crosses one or runs along it.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from digitlab.dots import lattice_dots
 from digitlab.grid import grid_lines, spans
 
 SPAN = 0.8  # a horizontal rule spans at least this share of the field's width
@@ -67,6 +69,13 @@ def find_rules(mask: np.ndarray, *, boxed: bool = False) -> np.ndarray | None:
     if min(H, W) < 16 or not mask.any():
         return None
     thick = max(5, int(np.ceil(THIN * min(H, W))))
+    # Dotted paper before squared paper: turned a little, its rows of dots passed for a grid's faint lines and a
+    # stroke along one went with it.
+    dots = lattice_dots(mask, thick)
+    if dots is not None:
+        # A form printed on dotted paper still has its lines: they are looked for without the dots.
+        rules = find_rules(mask & ~dots, boxed=boxed)
+        return dots if rules is None else dots | rules
     grid = grid_lines(mask, thick)
     if grid is not None:
         return _erase_grid(mask, *grid)
