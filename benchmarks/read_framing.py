@@ -15,7 +15,8 @@ grey to black, turned up to 1.5 degrees), cut at the box or a little outside it;
 0.3-0.6 times as dark, since stop 47); and empty printed boxes (since stop 46; right: refused, as a blank must be).
 On a form (since stop 46): MNIST digits written one to a cell of a comb field (a box per digit), over short ticks
 rising from a line, on one printed line, or on ruled paper (lines above and below), then photographed; and on
-squared paper (since stop 49: lines both ways, light, some sheets with every fifth line darker). Right = the
+squared paper (since stop 49: lines both ways, light, some sheets with every fifth line darker) and dotted paper
+(since stop 50: light dots every 14-30 px both ways). Right = the
 exact number; a refusal is wrong. `--split train` (the default) builds the tight, boxed and form pictures from
 MNIST's training digits, which `read` was developed on.
 """
@@ -199,6 +200,25 @@ def squared_photo(mnist: tuple, g: np.random.Generator, length: int) -> tuple[by
     return synth.photo_of(ink, g), text
 
 
+def dotted_photo(mnist: tuple, g: np.random.Generator, length: int) -> tuple[bytes, str]:
+    """MNIST digits written on dotted paper (a bullet journal), one to a cell of 36-90 px, then photographed. The
+    dots lie every 14-30 px both ways, 3 px across (5 px on a third of the sheets), 0.3-0.8 as dark as the ink."""
+    cell, step = int(g.integers(36, 90)), int(g.integers(14, 30))
+    radius, tone = int(g.choice([1, 1, 2])), g.uniform(0.5, 1.0)
+    level = g.uniform(0.3, 0.8) / tone
+    mx, my = int(g.uniform(0.1, 1.0) * cell), int(g.uniform(0.1, 0.8) * cell)
+    H, W = cell + 2 * my, cell * length + 2 * mx
+    ink = np.zeros((H, W), np.float32)
+    text = write_digits(ink, mnist, g, length, cell, (my, cell), mx, (0.8, 1.1))
+    frame = Image.new("L", (W, H), 0)
+    draw = ImageDraw.Draw(frame)
+    for y in range(my % step, H, step):
+        for x in range(mx % step, W, step):
+            draw.ellipse([x - radius, y - radius, x + radius, y + radius], fill=255)
+    ink = np.maximum(ink, np.minimum(np.asarray(frame, np.float32) / 255 * level, 1.0) * tone)
+    return synth.photo_of(ink, g), text
+
+
 def read_right(engine, pictures: list, truths: list[str]) -> int:
     readings, _ = read_all(engine, pictures)
     return sum(r.number == t for r, t in zip(readings, truths, strict=True))
@@ -289,6 +309,13 @@ def main(argv: list[str] | None = None) -> int:
         photos, texts = [p for p, _ in made], [t for _, t in made]
         predicted = predict_right(engine, photos, texts) if length == 1 else None
         rows.append((f"{length} digit{'s' if length > 1 else ''} on squared paper", ones,
+                     read_right(engine, photos, texts), predicted))
+    for length in (1, 3, 6):
+        made = [dotted_photo(mnist, np.random.default_rng([args.form_seed, 11, length, k]), length)
+                for k in range(ones)]
+        photos, texts = [p for p, _ in made], [t for _, t in made]
+        predicted = predict_right(engine, photos, texts) if length == 1 else None
+        rows.append((f"{length} digit{'s' if length > 1 else ''} on dotted paper", ones,
                      read_right(engine, photos, texts), predicted))
     print(f"`python benchmarks/read_framing.py {' '.join(sys.argv[1:] if argv is None else argv)}` "
           f"(tight, boxed, forms: MNIST {args.split}, seeds {args.seed}, {args.box_seed}, {args.form_seed}; "
