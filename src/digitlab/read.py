@@ -3,7 +3,9 @@
     from digitlab.engine import load_engine
     from digitlab.read import read_picture
     reading = read_picture(load_engine("strong"), Image.open("house-number.jpg"))
-    reading.number        # '2026' -- a string: leading zeros kept; '' when nothing readable
+    reading.number        # '2026' -- a string: leading zeros kept, a minus as written ('-5'); '' when nothing
+                          # readable
+    reading.minus         # the minus sign's box, or None: digitlab.sign
     reading.reason        # None, or why the number is empty: 'blank', 'not a digit'
     reading.to_json()     # {'number', 'confidence', 'reason', 'digits': [{'box', 'label', ...}]}
 
@@ -17,6 +19,7 @@ reads each, a small checker of "exactly one whole digit?", and the not-a-digit c
 A second reader that reads the whole line without cutting it (`digitlab.line`) may overrule that chain with
 another one that spells its own reading, when `digitlab.combine`'s regression believes it.
 Whether the chain is a number at all is `digitlab.verdict`'s call, one learned score over all its digits. A
+minus before it is looked for last (`digitlab.sign`). A
 picture with no ink reads as "" ("blank"); one where a digit is not recognised reads as "" ("not a digit");
 `accept_all=True` turns refusing off.
 """
@@ -38,6 +41,7 @@ from digitlab.line import LineReader
 from digitlab.line import shipped as shipped_line
 from digitlab.refuse import margins
 from digitlab.segment import Layout, Piece, segment
+from digitlab.sign import find_minus
 from digitlab.verdict import judged, summary
 
 # Below this top probability a digit is refused as not recognised: a second opinion beside digitlab.refuse's
@@ -67,10 +71,12 @@ class Reading:
     confidence: float
     digits: list[Digit] = field(default_factory=list)
     reason: str | None = None
+    minus: tuple[int, int, int, int] | None = None  # the minus sign's box, when one is written (digitlab.sign)
 
     def to_json(self) -> dict:
         return {"number": self.number, "confidence": self.confidence, "reason": self.reason,
-                "digits": [{**asdict(d), "box": list(d.box)} for d in self.digits]}
+                "digits": [{**asdict(d), "box": list(d.box)} for d in self.digits],
+                "minus": None if self.minus is None else list(self.minus)}
 
 
 def read_picture(engine: Engine, image: Image.Image | np.ndarray, *, accept_all: bool = False,
@@ -184,7 +190,9 @@ def _reading(f: Found, accept_all: bool, fitted: tuple[np.ndarray, np.ndarray] |
     if reasons and not accept_all:
         return Reading("", 0.0, digits, "blank" if all(r == "blank" for r in reasons) else "not a digit")
     confidence = float(np.prod([d.confidence for d in digits]))
-    return Reading("".join(str(d.label) for d in digits), confidence, digits, None)
+    minus = find_minus(layout, [layout.piece(*layout.candidates[k]) for k in chain])
+    number = "".join(str(d.label) for d in digits)
+    return Reading(number if minus is None else "-" + number, confidence, digits, None, minus)
 
 
 def _digit(layout: Layout, piece: Piece, crop: np.ndarray, p: np.ndarray, label: int, checked: str | None,

@@ -177,8 +177,11 @@ class ReadDigit(BaseModel):
 
 
 class NumberReading(BaseModel):
-    number: str = Field(description="the digits left to right, leading zeros kept; \"\" when nothing is readable")
+    number: str = Field(description="the digits left to right, leading zeros kept, with a minus where written "
+                                    "(\"-42\"); \"\" when nothing is readable")
     confidence: float = Field(ge=0, le=1, description="how sure the whole number is (0 when nothing was read)")
     reason: str | None = Field(description="why nothing was read, e.g. \"blank\" or \"not a digit\"; else null")
-    digits: list[ReadDigit] = Field(description="every mark found, left to right, read or refused")
+    digits: list[ReadDigit] = Field(description="every piece read as a digit or refused as one, left to right")
+    minus: Box | None = Field(default=None, description="[x0, y0, x1, y1]: the minus sign's box when the number "
+                                                         "is written with one; else null")
     model: str = Field(description="the model that read it, as /api/model's `source`")

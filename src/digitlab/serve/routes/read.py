@@ -65,8 +65,9 @@ def reading(runner: ModelRunner, load: Load, accept_all: bool) -> tuple[dict[str
                "probabilities": [float(p) for p in d.probabilities], "reason": d.reason,
                "preprocessed": pixels.ravel().tolist()}
               for d, pixels in zip(result.digits, inputs, strict=True)]
+    minus = None if result.minus is None else [int(v) for v in result.minus]
     payload = {"number": result.number, "confidence": float(result.confidence), "reason": result.reason,
-               "digits": digits, "model": runner.info["source"]}
+               "digits": digits, "minus": minus, "model": runner.info["source"]}
     return payload, time.perf_counter() - start
 
 
