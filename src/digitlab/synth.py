@@ -42,13 +42,17 @@ Mnist = tuple[np.ndarray, np.ndarray]  # images (N, 28, 28) uint8, labels (N,)
 
 
 def number_photo(mnist: Mnist, seed: int | np.random.Generator, length: int, *, text: str | None = None,
-                 easy: bool = False, info: dict | None = None) -> tuple[bytes, str]:
+                 easy: bool = False, info: dict | None = None, mark: str = "") -> tuple[bytes, str]:
     """A photo (PNG or JPEG bytes) of a `length`-digit number made of MNIST digits, and that number.
 
     `text` chooses the digits (a random image of each); otherwise they are random, so a number may start
     with 0. A dict passed as `info` is filled with what was drawn (gap style, broken, shadow, ..., and
-    `picks`: which of `mnist`'s images), so a benchmark can say which conditions are hard.
+    `picks`: which of `mnist`'s images), so a benchmark can say which conditions are hard. `mark` writes a
+    decimal point ('.') or comma (',') between two of the digits, or a minus ('-') before them, with the pen
+    (the number returned spells it); without it the photo is what it always was for a seed.
     """
+    if mark not in ("", ".", ",", "-") or (mark in (".", ",") and length < 2):
+        raise ValueError(f"mark must be '.' or ',' (two digits or more) or '-', got {mark!r}")
     if text is not None and (not text.isdigit() or not text.isascii() or len(text) != length):
         raise ValueError(f"text must be {length} digits, got {text!r}")
     if not 1 <= length <= 12:
@@ -69,10 +73,21 @@ def number_photo(mnist: Mnist, seed: int | np.random.Generator, length: int, *, 
     pen = 0 if easy else int(g.choice([-1, 0, 0, 0, 1, 2]))  # thinner or thicker than MNIST's pen
     glyphs = [_glyph(images[k], size * g.uniform(1 - sizes, 1 + sizes), slant, pen, broken, g) for k in picks]
     margin = int(28 * size * g.uniform(0.3, 1.2))
-    x, places = margin, []
+    # The mark's own draws come from a generator of its own, so a photo without one stays as it was.
+    m = np.random.default_rng(g.integers(2**32)) if mark else None
+    at = int(m.integers(1, length)) if mark in (".", ",") else 0
+    digit_h = 28 * size * 0.7  # MNIST's digits fill about 20 of 28 rows
+    pen_w = max(1.5, 28 * size * (0.09 + 0.03 * pen))  # a stroke's width at this size and pen
+    if mark == "-":
+        room = int(round(m.uniform(0.3, 0.7) * digit_h))  # the bar's length
+    else:
+        room = int(round(m.uniform(1.6, 3.0) * pen_w)) if mark else 0  # the point's or the comma's gap
+    x, places = margin + (room + int(round(m.uniform(0.6, 1.0) * digit_h)) if mark == "-" else 0), []
     for k, glyph in enumerate(glyphs):
         if k:
             x += int(round(g.uniform(*gaps) * 28 * size))
+            if mark in (".", ",") and k == at:
+                x += room + int(round(0.4 * 28 * size * m.uniform(0.1, 0.4)))
         y = margin + slope * (x - margin) + g.normal(0, 0 if easy else 0.04 * 28 * size)
         places.append((max(0, x), y))
         x += glyph.shape[1]
@@ -85,12 +100,44 @@ def number_photo(mnist: Mnist, seed: int | np.random.Generator, length: int, *, 
         h, w = glyph.shape
         py = int(round(py - top + (tallest - h) / 2)) + margin  # digits of different sizes share a midline
         ink[py:py + h, px:px + w] = np.maximum(ink[py:py + h, px:px + w], glyph)
+    if mark:
+        ink = _with_mark(ink, mark, at, places, glyphs, top, tallest, margin, pen_w, room, m)
     info = {} if info is None else info
     # Each digit's columns in the photo (its ink, left to right): where `read` should find it.
     columns = [(px, px + glyph.shape[1]) for (px, _), glyph in zip(places, glyphs, strict=True)]
     info.update(gaps=gap, size=round(size, 2), slant=round(slant, 2), broken=broken, pen=pen, columns=columns,
                 picks=[int(k) for k in picks])
-    return photo_of(ink, g, easy, info), "".join(str(int(labels[k])) for k in picks)
+    digits = "".join(str(int(labels[k])) for k in picks)
+    return photo_of(ink, g, easy, info), (mark + digits if mark == "-" else digits[:at] + mark + digits[at:])
+
+
+def _with_mark(ink: np.ndarray, mark: str, at: int, places: list, glyphs: list, top: float, tallest: int,
+               margin: int, pen_w: float, room: int, m: np.random.Generator) -> np.ndarray:
+    """`ink` with a point or comma written before digit `at`, or a minus before the first digit."""
+    canvas = Image.fromarray(np.zeros(ink.shape, np.uint8))
+    draw = ImageDraw.Draw(canvas)
+    def rows(k: int) -> tuple[float, float]:  # the digit's ink, top and bottom rows
+        h = glyphs[k].shape[0]
+        y = round(places[k][1] - top + (tallest - h) / 2) + margin
+        found = np.flatnonzero(glyphs[k].max(1) > 0.3)
+        return (y + found[0], y + found[-1]) if found.size else (y, y + h)
+    if mark == "-":
+        y0, y1 = rows(0)
+        x1 = places[0][0] - int(round(m.uniform(0.15, 0.5) * (y1 - y0)))
+        y = (y0 + y1) / 2 + m.uniform(-0.1, 0.1) * (y1 - y0)
+        draw.line([(x1 - room, y + m.uniform(-1, 1) * 0.05 * room), (x1, y)], fill=255, width=max(1, round(pen_w)))
+    else:
+        base = (rows(at - 1)[1] + rows(at)[1]) / 2
+        x = (places[at - 1][0] + glyphs[at - 1].shape[1] + places[at][0]) / 2
+        d = pen_w * (m.uniform(1.0, 1.8) if mark == "." else m.uniform(1.0, 1.5))
+        if mark == ".":
+            y = base - d / 2 + m.uniform(-0.3, 0.3) * d
+            draw.ellipse([x - d / 2, y - d / 2, x + d / 2, y + d / 2], fill=255)
+        else:
+            tail = (rows(at)[1] - rows(at)[0]) * m.uniform(0.1, 0.25)  # below the baseline
+            draw.ellipse([x - d / 2, base - d, x + d / 2, base], fill=255)
+            draw.line([(x + d / 3, base - d / 2), (x - d / 2, base + tail)], fill=255, width=max(1, round(pen_w)))
+    return np.maximum(ink, np.asarray(canvas, np.float32) / 255 * float(np.percentile(ink[ink > 0.1], 90)))
 
 
 def non_digit_photo(seed: int | np.random.Generator, kind: str | None = None) -> tuple[bytes, str]:
