@@ -303,20 +303,13 @@ def main(argv: list[str] | None = None) -> int:
             predicted = predict_right(engine, photos, texts) if length == 1 else None
             rows.append((f"{length} digit{'s' if length > 1 else ''} on a form: {form}", ones,
                          read_right(engine, photos, texts), predicted))
-    for length in (1, 3, 6):
-        made = [squared_photo(mnist, np.random.default_rng([args.form_seed, 10, length, k]), length)
-                for k in range(ones)]
-        photos, texts = [p for p, _ in made], [t for _, t in made]
-        predicted = predict_right(engine, photos, texts) if length == 1 else None
-        rows.append((f"{length} digit{'s' if length > 1 else ''} on squared paper", ones,
-                     read_right(engine, photos, texts), predicted))
-    for length in (1, 3, 6):
-        made = [dotted_photo(mnist, np.random.default_rng([args.form_seed, 11, length, k]), length)
-                for k in range(ones)]
-        photos, texts = [p for p, _ in made], [t for _, t in made]
-        predicted = predict_right(engine, photos, texts) if length == 1 else None
-        rows.append((f"{length} digit{'s' if length > 1 else ''} on dotted paper", ones,
-                     read_right(engine, photos, texts), predicted))
+    for write, key, paper in ((squared_photo, 10, "squared paper"), (dotted_photo, 11, "dotted paper")):
+        for length in (1, 3, 6):
+            made = [write(mnist, np.random.default_rng([args.form_seed, key, length, k]), length) for k in range(ones)]
+            photos, texts = [p for p, _ in made], [t for _, t in made]
+            predicted = predict_right(engine, photos, texts) if length == 1 else None
+            rows.append((f"{length} digit{'s' if length > 1 else ''} on {paper}", ones,
+                         read_right(engine, photos, texts), predicted))
     print(f"`python benchmarks/read_framing.py {' '.join(sys.argv[1:] if argv is None else argv)}` "
           f"(tight, boxed, forms: MNIST {args.split}, seeds {args.seed}, {args.box_seed}, {args.form_seed}; "
           f"table: number seed {args.table_seed}; model {args.model})\n")
