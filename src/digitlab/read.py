@@ -7,7 +7,7 @@
                           # readable
     reading.minus         # the minus sign's box, or None: digitlab.sign
     reading.reason        # None, or why the number is empty: 'blank', 'not a digit'
-    reading.to_json()     # {'number', 'confidence', 'reason', 'digits': [{'box', 'label', ...}]}
+    reading.to_json()     # {'number', 'confidence', 'reason', 'digits': [{'box', 'label', ...}], 'minus'}
 
 Command line: `digitlab read photo.jpg scans/ [--json] [--output FILE] [--accept-all]`.
 
@@ -18,10 +18,9 @@ candidates, covering all the ink left to right (specks may be left out), that sc
 reads each, a small checker of "exactly one whole digit?", and the not-a-digit check (`digitlab.chain`).
 A second reader that reads the whole line without cutting it (`digitlab.line`) may overrule that chain with
 another one that spells its own reading, when `digitlab.combine`'s regression believes it.
-Whether the chain is a number at all is `digitlab.verdict`'s call, one learned score over all its digits. A
-minus before it is looked for last (`digitlab.sign`). A
-picture with no ink reads as "" ("blank"); one where a digit is not recognised reads as "" ("not a digit");
-`accept_all=True` turns refusing off.
+Whether the chain is a number at all is `digitlab.verdict`'s call, one learned score over all its digits; a minus
+before it is looked for last (`digitlab.sign`). A picture with no ink reads as "" ("blank"); one where a digit is
+not recognised reads as "" ("not a digit"); `accept_all=True` turns refusing off.
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@
 
     curl -F file=@house-number.jpg http://127.0.0.1:8000/api/read
     -> {"number": "42", "confidence": 0.99, "reason": null, "model": "...",
-        "digits": [{"box": [x0, y0, x1, y1], "label": 4, "confidence": ..., "probabilities": [...], ...}, ...]}
+        "digits": [{"box": [x0, y0, x1, y1], "label": 4, "confidence": ..., "probabilities": [...], ...}, ...],
+        "minus": null}                  # "-42": the minus sign's box, [x0, y0, x1, y1] (digitlab.sign)
 
 `digitlab.read.read_picture` (the same as `digitlab read`) finds the digits, classifies them in one batch and
 refuses marks that are not digits: then `label` is null and `reason` says why, and a picture with nothing
