@@ -1,5 +1,6 @@
 """Reading whole numbers in a real browser (Debian's chromium through Playwright, a real server): a
-three-digit number written with the mouse is read, with a box and probability bars per digit; a blank
+three-digit number written with the mouse is read, with a box and probability bars per digit, and a negative
+one with its sign; a blank
 picture says "no digit" and a scribble "not a digit"; a digit of a number can be corrected on its own.
 
     PYTHONPATH=src python -m pytest -q tests/test_browser_read.py
@@ -63,9 +64,10 @@ def page(browser: sync_api.Browser, server: tuple[str, Path]) -> Iterator[Page]:
     assert not opened.errors, f"errors in the browser console: {opened.errors}"
 
 
-def write_number(page: Page, number: str) -> None:
+def write_number(page: Page, number: str, start: int = 0) -> None:
+    """`number` written with the mouse, one digit to a third of the pad from third `start`."""
     for k, char in enumerate(number):
-        page.draw(DIGITS[int(char)], cell=k)
+        page.draw(DIGITS[int(char)], cell=start + k)
 
 
 def chips(page: Page) -> list[str]:
@@ -117,6 +119,15 @@ def test_2026_in_four_digits_is_read(page: Page) -> None:
     shown = page.settled_prediction()
     page.shot("read-2026")
     assert shown == "2026" and chips(page) == list("2026")
+
+
+def test_a_negative_number_is_read_with_its_sign(page: Page) -> None:
+    """A bar before "70" at its mid-height: -70 (stop 50: the minus had been left out, "70")."""
+    page.draw([line((0.5, 0.52), (0.9, 0.51), 10)], cell=0)
+    write_number(page, "70", start=1)
+    shown = page.settled_prediction()
+    page.shot("read-minus-70")
+    assert shown == "-70" and chips(page) == list("70")
 
 
 def assert_refused(page: Page, shown: str) -> None:
