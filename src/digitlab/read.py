@@ -182,14 +182,15 @@ def _reading(f: Found, accept_all: bool, fitted: tuple[np.ndarray, np.ndarray] |
     if not chain:  # every slice left out as a speck: ink, but nothing a digit could be made of
         return Reading("", 0.0, [], None if accept_all else "not a digit")
     verdict = judged(f.summary(), fitted)
-    digits = [_digit(layout, layout.piece(*layout.candidates[k]), f.crops[k], f.probs[k], label,
-                     None if verdict.number else "not a digit", accept_all, alone=len(chain) == 1)
-              for k, label in zip(chain, f.labels, strict=True)]
+    pieces = [layout.piece(*layout.candidates[k]) for k in chain]
+    digits = [_digit(layout, piece, f.crops[k], f.probs[k], label, None if verdict.number else "not a digit",
+                     accept_all, alone=len(chain) == 1)
+              for piece, k, label in zip(pieces, chain, f.labels, strict=True)]
     reasons = [d.reason for d in digits if d.reason]
     if reasons and not accept_all:
         return Reading("", 0.0, digits, "blank" if all(r == "blank" for r in reasons) else "not a digit")
     confidence = float(np.prod([d.confidence for d in digits]))
-    minus = find_minus(layout, [layout.piece(*layout.candidates[k]) for k in chain])
+    minus = find_minus(layout, pieces)
     number = "".join(str(d.label) for d in digits)
     return Reading(number if minus is None else "-" + number, confidence, digits, None, minus)
 
