@@ -96,12 +96,14 @@ def number_photo(mnist: Mnist, seed: int | np.random.Generator, length: int, *, 
     tallest = max(gl.shape[0] for gl in glyphs)
     height = int(max(y - top for _, y in places) + tallest) + 2 * margin + 1
     ink = np.zeros((height, width), np.float32)
+    corners = []  # where each glyph is drawn: (left, top)
     for (px, py), glyph in zip(places, glyphs, strict=True):
         h, w = glyph.shape
         py = int(round(py - top + (tallest - h) / 2)) + margin  # digits of different sizes share a midline
         ink[py:py + h, px:px + w] = np.maximum(ink[py:py + h, px:px + w], glyph)
+        corners.append((px, py))
     if mark:
-        ink = _with_mark(ink, mark, at, places, glyphs, top, tallest, margin, pen_w, room, m)
+        ink = _with_mark(ink, mark, at, corners, glyphs, pen_w, room, m)
     info = {} if info is None else info
     # Each digit's columns in the photo (its ink, left to right): where `read` should find it.
     columns = [(px, px + glyph.shape[1]) for (px, _), glyph in zip(places, glyphs, strict=True)]
@@ -111,24 +113,23 @@ def number_photo(mnist: Mnist, seed: int | np.random.Generator, length: int, *, 
     return photo_of(ink, g, easy, info), (mark + digits if mark == "-" else digits[:at] + mark + digits[at:])
 
 
-def _with_mark(ink: np.ndarray, mark: str, at: int, places: list, glyphs: list, top: float, tallest: int,
-               margin: int, pen_w: float, room: int, m: np.random.Generator) -> np.ndarray:
-    """`ink` with a point or comma written before digit `at`, or a minus before the first digit."""
+def _with_mark(ink: np.ndarray, mark: str, at: int, corners: list[tuple[int, int]], glyphs: list, pen_w: float,
+               room: int, m: np.random.Generator) -> np.ndarray:
+    """`ink` with a point or comma written before digit `at`, or a minus before the first digit; `corners`: where
+    each glyph was drawn (left, top)."""
     canvas = Image.fromarray(np.zeros(ink.shape, np.uint8))
     draw = ImageDraw.Draw(canvas)
     def rows(k: int) -> tuple[float, float]:  # the digit's ink, top and bottom rows
-        h = glyphs[k].shape[0]
-        y = round(places[k][1] - top + (tallest - h) / 2) + margin
-        found = np.flatnonzero(glyphs[k].max(1) > 0.3)
-        return (y + found[0], y + found[-1]) if found.size else (y, y + h)
+        y, found = corners[k][1], np.flatnonzero(glyphs[k].max(1) > 0.3)
+        return (y + found[0], y + found[-1]) if found.size else (y, y + glyphs[k].shape[0])
     if mark == "-":
         y0, y1 = rows(0)
-        x1 = places[0][0] - int(round(m.uniform(0.15, 0.5) * (y1 - y0)))
+        x1 = corners[0][0] - int(round(m.uniform(0.15, 0.5) * (y1 - y0)))
         y = (y0 + y1) / 2 + m.uniform(-0.1, 0.1) * (y1 - y0)
         draw.line([(x1 - room, y + m.uniform(-1, 1) * 0.05 * room), (x1, y)], fill=255, width=max(1, round(pen_w)))
     else:
         base = (rows(at - 1)[1] + rows(at)[1]) / 2
-        x = (places[at - 1][0] + glyphs[at - 1].shape[1] + places[at][0]) / 2
+        x = (corners[at - 1][0] + glyphs[at - 1].shape[1] + corners[at][0]) / 2
         d = pen_w * (m.uniform(1.0, 1.8) if mark == "." else m.uniform(1.0, 1.5))
         if mark == ".":
             y = base - d / 2 + m.uniform(-0.3, 0.3) * d
