@@ -31,21 +31,37 @@ def find_minus(layout: Layout, pieces: list[Piece]) -> tuple[int, int, int, int]
     pixels), among the ink they leave over; None if there is none."""
     if not pieces:
         return None
-    covered = np.zeros(layout.ink.shape, bool)
+    stroke = max(layout.stroke, 1.0)
+    bars = [layout.input_box(mark) for mark in marks_left(layout, pieces) if _minus(mark.box, pieces, stroke)]
+    return bars[0] if len(bars) == 1 else None  # two bars before a number: no reading of them
+
+
+def covered(layout: Layout, pieces: list[Piece]) -> np.ndarray:
+    """The pixels of `layout.ink` that the digits `pieces` cover."""
+    mask = np.zeros(layout.ink.shape, bool)
     for p in pieces:
         x0, y0, x1, y1 = p.box
-        covered[y0:y1, x0:x1] |= p.mask
-    left = (layout.ink > 0) & ~ndimage.binary_dilation(covered, iterations=1)
+        mask[y0:y1, x0:x1] |= p.mask
+    return mask
+
+
+def strength(layout: Layout, pieces: list[Piece]) -> float:
+    """How strong the digits' ink is, on average: a mark written with the same pen is about as strong."""
+    return float(np.mean([layout.ink[p.box[1] : p.box[3], p.box[0] : p.box[2]][p.mask].mean() for p in pieces]))
+
+
+def marks_left(layout: Layout, pieces: list[Piece]) -> list[Piece]:
+    """The pieces of ink the digits `pieces` leave over (not touching them), written as dark as the digits
+    (paper grain is fainter than the pen and is no mark): where a sign, a point or a comma may be."""
+    left = (layout.ink > 0) & ~ndimage.binary_dilation(covered(layout, pieces), iterations=1)
     labels, _ = ndimage.label(left, structure=np.ones((3, 3), bool))
-    strength = float(np.mean([layout.ink[p.box[1] : p.box[3], p.box[0] : p.box[2]][p.mask].mean() for p in pieces]))
-    stroke = max(layout.stroke, 1.0)
-    bars = []
+    pen = strength(layout, pieces)
+    out = []
     for index, (ys, xs) in enumerate(ndimage.find_objects(labels), start=1):
         own = labels[ys, xs] == index
-        box = (xs.start, ys.start, xs.stop, ys.stop)
-        if layout.ink[ys, xs][own].mean() >= INKED * strength and _minus(box, pieces, stroke):
-            bars.append(layout.input_box(Piece(box, own)))
-    return bars[0] if len(bars) == 1 else None  # two bars before a number: no reading of them
+        if layout.ink[ys, xs][own].mean() >= INKED * pen:
+            out.append(Piece((xs.start, ys.start, xs.stop, ys.stop), own))
+    return out
 
 
 def _minus(box: tuple[int, int, int, int], pieces: list[Piece], stroke: float) -> bool:

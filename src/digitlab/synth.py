@@ -49,7 +49,8 @@ def number_photo(mnist: Mnist, seed: int | np.random.Generator, length: int, *, 
     with 0. A dict passed as `info` is filled with what was drawn (gap style, broken, shadow, ..., and
     `picks`: which of `mnist`'s images), so a benchmark can say which conditions are hard. `mark` writes a
     decimal point ('.') or comma (',') between two of the digits, or a minus ('-') before them, with the pen
-    (the number returned spells it); without it the photo is what it always was for a seed.
+    (the number returned spells it; `info["mark_box"]` is where, x0, y0, x1, y1 in the photo's pixels); without
+    it the photo is what it always was for a seed.
     """
     if mark not in ("", ".", ",", "-") or (mark in (".", ",") and length < 2):
         raise ValueError(f"mark must be '.' or ',' (two digits or more) or '-', got {mark!r}")
@@ -102,9 +103,9 @@ def number_photo(mnist: Mnist, seed: int | np.random.Generator, length: int, *, 
         py = int(round(py - top + (tallest - h) / 2)) + margin  # digits of different sizes share a midline
         ink[py:py + h, px:px + w] = np.maximum(ink[py:py + h, px:px + w], glyph)
         corners.append((px, py))
-    if mark:
-        ink = _with_mark(ink, mark, at, corners, glyphs, pen_w, room, m)
     info = {} if info is None else info
+    if mark:
+        ink, info["mark_box"] = _with_mark(ink, mark, at, corners, glyphs, pen_w, room, m)
     # Each digit's columns in the photo (its ink, left to right): where `read` should find it.
     columns = [(px, px + glyph.shape[1]) for (px, _), glyph in zip(places, glyphs, strict=True)]
     info.update(gaps=gap, size=round(size, 2), slant=round(slant, 2), broken=broken, pen=pen, columns=columns,
@@ -114,9 +115,9 @@ def number_photo(mnist: Mnist, seed: int | np.random.Generator, length: int, *, 
 
 
 def _with_mark(ink: np.ndarray, mark: str, at: int, corners: list[tuple[int, int]], glyphs: list, pen_w: float,
-               room: int, m: np.random.Generator) -> np.ndarray:
-    """`ink` with a point or comma written before digit `at`, or a minus before the first digit; `corners`: where
-    each glyph was drawn (left, top)."""
+               room: int, m: np.random.Generator) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """`ink` with a point or comma written before digit `at`, or a minus before the first digit, and the mark's
+    box (x0, y0, x1, y1); `corners`: where each glyph was drawn (left, top)."""
     canvas = Image.fromarray(np.zeros(ink.shape, np.uint8))
     draw = ImageDraw.Draw(canvas)
     def rows(k: int) -> tuple[float, float]:  # the digit's ink, top and bottom rows
@@ -138,7 +139,10 @@ def _with_mark(ink: np.ndarray, mark: str, at: int, corners: list[tuple[int, int
             tail = (rows(at)[1] - rows(at)[0]) * m.uniform(0.1, 0.25)  # below the baseline
             draw.ellipse([x - d / 2, base - d, x + d / 2, base], fill=255)
             draw.line([(x + d / 3, base - d / 2), (x - d / 2, base + tail)], fill=255, width=max(1, round(pen_w)))
-    return np.maximum(ink, np.asarray(canvas, np.float32) / 255 * float(np.percentile(ink[ink > 0.1], 90)))
+    drawn = np.asarray(canvas, np.float32) / 255
+    ys, xs = np.nonzero(drawn > 0.1)
+    box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+    return np.maximum(ink, drawn * float(np.percentile(ink[ink > 0.1], 90))), box
 
 
 def non_digit_photo(seed: int | np.random.Generator, kind: str | None = None) -> tuple[bytes, str]:
