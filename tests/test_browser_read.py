@@ -1,6 +1,6 @@
 """Reading whole numbers in a real browser (Debian's chromium through Playwright, a real server): a
-three-digit number written with the mouse is read, with a box and probability bars per digit, and a negative
-one with its sign; a blank
+three-digit number written with the mouse is read, with a box and probability bars per digit, a negative
+one with its sign and a decimal one with its point; a blank
 picture says "no digit" and a scribble "not a digit"; a digit of a number can be corrected on its own.
 
     PYTHONPATH=src python -m pytest -q tests/test_browser_read.py
@@ -128,6 +128,16 @@ def test_a_negative_number_is_read_with_its_sign(page: Page) -> None:
     shown = page.settled_prediction()
     page.shot("read-minus-70")
     assert shown == "-70" and chips(page) == list("70")
+
+
+def test_a_decimal_point_is_read(page: Page) -> None:
+    """A dot on the baseline between a 7 and a 0: 7.0 (stop 51: the point had been left out, "70")."""
+    page.draw(DIGITS[7], cell=0)
+    page.draw([arc(1.0, 0.79, 0.02, 0.02, 0, 360, step=45)], cell=0)
+    page.draw(DIGITS[0], cell=1)
+    shown = page.settled_prediction()
+    page.shot("read-point-7.0")
+    assert shown == "7.0" and chips(page) == list("70")
 
 
 def assert_refused(page: Page, shown: str) -> None:

@@ -202,7 +202,7 @@ def test_reading_to_json(engine: TorchEngine) -> None:
     reading = read_picture(engine, strokes([[(100, 30), (100, 170)]]))
     assert isinstance(reading, Reading) and reading.number == "1"
     data = json.loads(json.dumps(reading.to_json()))
-    assert set(data) == {"number", "confidence", "reason", "digits", "minus"} and data["minus"] is None
+    assert set(data) == {"number", "confidence", "reason", "digits", "minus", "marks"} and data["minus"] is None
     digit = data["digits"][0]
     assert digit["label"] == 1 and len(digit["probabilities"]) == 10 and digit["reason"] is None
     x0, y0, x1, y1 = digit["box"]

@@ -64,7 +64,8 @@ def paper_png(strip: np.ndarray) -> bytes:
 
 def assert_reads(body: dict, number: str, spans: list[tuple[int, int]], scale: int, model: str) -> None:
     """`body` reads `number`, one digit per span, each box over its own digit, and is shaped as documented."""
-    assert set(body) == {"number", "confidence", "reason", "digits", "minus", "model"} and body["minus"] is None
+    assert set(body) == {"number", "confidence", "reason", "digits", "minus", "marks", "model"}
+    assert body["minus"] is None and body["marks"] == []
     assert (body["number"], body["reason"], body["model"]) == (number, None, model)
     assert 0.5 < body["confidence"] <= 1
     assert [d["label"] for d in body["digits"]] == [int(c) for c in number]
@@ -181,7 +182,8 @@ def test_openapi_documents_read_with_its_schemas(client: TestClient) -> None:
     answer = operation["responses"]["200"]["content"]["application/json"]["schema"]
     assert answer == {"$ref": "#/components/schemas/NumberReading"}
     schemas = spec["components"]["schemas"]
-    assert set(schemas["NumberReading"]["properties"]) == {"number", "confidence", "reason", "digits", "minus", "model"}
+    assert set(schemas["NumberReading"]["properties"]) == {"number", "confidence", "reason", "digits", "minus", "marks",
+                                                           "model"}
     assert schemas["NumberReading"]["properties"]["digits"]["items"] == {"$ref": "#/components/schemas/ReadDigit"}
     assert {"box", "label", "confidence", "probabilities", "reason"} <= set(schemas["ReadDigit"]["properties"])
     assert set(schemas["ReadRequest"]["required"]) == {"pixels"}

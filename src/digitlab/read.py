@@ -3,11 +3,12 @@
     from digitlab.engine import load_engine
     from digitlab.read import read_picture
     reading = read_picture(load_engine("strong"), Image.open("house-number.jpg"))
-    reading.number        # '2026' -- a string: leading zeros kept, a minus as written ('-5'); '' when nothing
-                          # readable
+    reading.number        # '2026' -- a string: leading zeros kept, a minus, a point or a comma as written ('-5',
+                          # '3.14'); '' when nothing readable
     reading.minus         # the minus sign's box, or None: digitlab.sign
+    reading.marks         # the points and commas: [Mark(mark='.', before=1, box=..., probability=...)]
     reading.reason        # None, or why the number is empty: 'blank', 'not a digit'
-    reading.to_json()     # {'number', 'confidence', 'reason', 'digits': [{'box', 'label', ...}], 'minus'}
+    reading.to_json()     # {'number', 'confidence', 'reason', 'digits': [{'box', 'label', ...}], 'minus', 'marks'}
 
 Command line: `digitlab read photo.jpg scans/ [--json] [--output FILE] [--accept-all]`.
 
@@ -18,9 +19,10 @@ candidates, covering all the ink left to right (specks may be left out), that sc
 reads each, a small checker of "exactly one whole digit?", and the not-a-digit check (`digitlab.chain`).
 A second reader that reads the whole line without cutting it (`digitlab.line`) may overrule that chain with
 another one that spells its own reading, when `digitlab.combine`'s regression believes it.
-Whether the chain is a number at all is `digitlab.verdict`'s call, one learned score over all its digits; a minus
-before it is looked for last (`digitlab.sign`). A picture with no ink reads as "" ("blank"); one where a digit is
-not recognised reads as "" ("not a digit"); `accept_all=True` turns refusing off.
+Whether the chain is a number at all is `digitlab.verdict`'s call, one learned score over all its digits; decimal
+points and commas between its digits (`digitlab.point`) and a minus before it (`digitlab.sign`) are looked for
+last. A picture with no ink reads as "" ("blank"); one where a digit is not recognised reads as "" ("not a
+digit"); `accept_all=True` turns refusing off.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from digitlab.data.images import open_image, to_mnist
 from digitlab.engine import Engine
 from digitlab.line import LineReader
 from digitlab.line import shipped as shipped_line
+from digitlab.point import Mark, apply, find_marks, spelled
 from digitlab.refuse import margins
 from digitlab.segment import Layout, Piece, segment
 from digitlab.sign import find_minus
@@ -71,11 +74,14 @@ class Reading:
     digits: list[Digit] = field(default_factory=list)
     reason: str | None = None
     minus: tuple[int, int, int, int] | None = None  # the minus sign's box, when one is written (digitlab.sign)
+    marks: list[Mark] = field(default_factory=list)  # decimal points and commas (digitlab.point)
 
     def to_json(self) -> dict:
         return {"number": self.number, "confidence": self.confidence, "reason": self.reason,
                 "digits": [{**asdict(d), "box": list(d.box)} for d in self.digits],
-                "minus": None if self.minus is None else list(self.minus)}
+                "minus": None if self.minus is None else list(self.minus),
+                "marks": [{"mark": m.mark, "before": m.before, "box": list(m.box), "probability": m.probability}
+                          for m in self.marks]}
 
 
 def read_picture(engine: Engine, image: Image.Image | np.ndarray, *, accept_all: bool = False,
@@ -189,10 +195,11 @@ def _reading(f: Found, accept_all: bool, fitted: tuple[np.ndarray, np.ndarray] |
     reasons = [d.reason for d in digits if d.reason]
     if reasons and not accept_all:
         return Reading("", 0.0, digits, "blank" if all(r == "blank" for r in reasons) else "not a digit")
-    confidence = float(np.prod([d.confidence for d in digits]))
+    digits, marks = apply(digits, find_marks(layout, pieces))
+    confidence = float(np.prod([d.confidence for d in digits]) * np.prod([m.probability for m in marks]))
     minus = find_minus(layout, pieces)
-    number = "".join(str(d.label) for d in digits)
-    return Reading(number if minus is None else "-" + number, confidence, digits, None, minus)
+    number = spelled("".join(str(d.label) for d in digits), marks)
+    return Reading(number if minus is None else "-" + number, confidence, digits, None, minus, marks)
 
 
 def _digit(layout: Layout, piece: Piece, crop: np.ndarray, p: np.ndarray, label: int, checked: str | None,

@@ -55,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
         text = json.dumps([{"file": name, **reading.to_json()} for name, reading in rows], indent=1) + "\n"
     else:
         lines = ["file,number,confidence,reason"]
-        lines += [",".join((_csv_cell(name), r.number, f"{r.confidence:.6f}", r.reason or "")) for name, r in rows]
+        lines += [",".join((_csv_cell(name), _csv_cell(r.number), f"{r.confidence:.6f}", r.reason or ""))
+                  for name, r in rows]
         text = "\n".join(lines) + "\n"
     if args.output:
         atomic_write_text(args.output, text)

@@ -176,12 +176,21 @@ class ReadDigit(BaseModel):
         description="the box's 28x28 input (0..255, row-major), as POST /api/feedback saves a correction of it")
 
 
+class NumberMark(BaseModel):
+    mark: Literal[".", ","] = Field(description="a decimal point or a comma")
+    before: int = Field(ge=1, description="the mark is written before this digit of `digits` (0-based)")
+    box: Box = Field(description="[x0, y0, x1, y1]: the mark's box in the picture's pixels, end exclusive")
+    probability: float = Field(ge=0, le=1, description="how sure the check is that this is a mark (digitlab.point)")
+
+
 class NumberReading(BaseModel):
-    number: str = Field(description="the digits left to right, leading zeros kept, with a minus where written "
-                                    "(\"-42\"); \"\" when nothing is readable")
+    number: str = Field(description="the digits left to right, leading zeros kept, with a minus, a decimal point "
+                                    "or a comma where written (\"-42\", \"3.14\"); \"\" when nothing is readable")
     confidence: float = Field(ge=0, le=1, description="how sure the whole number is (0 when nothing was read)")
     reason: str | None = Field(description="why nothing was read, e.g. \"blank\" or \"not a digit\"; else null")
     digits: list[ReadDigit] = Field(description="every piece read as a digit or refused as one, left to right")
     minus: Box | None = Field(default=None, description="[x0, y0, x1, y1]: the minus sign's box when the number "
                                                          "is written with one; else null")
+    marks: list[NumberMark] = Field(default_factory=list, description="the decimal points and commas between "
+                                                                      "the digits, left to right")
     model: str = Field(description="the model that read it, as /api/model's `source`")

@@ -7,7 +7,8 @@
     curl -F file=@house-number.jpg http://127.0.0.1:8000/api/read
     -> {"number": "42", "confidence": 0.99, "reason": null, "model": "...",
         "digits": [{"box": [x0, y0, x1, y1], "label": 4, "confidence": ..., "probabilities": [...], ...}, ...],
-        "minus": null}                  # "-42": the minus sign's box, [x0, y0, x1, y1] (digitlab.sign)
+        "minus": null,                  # "-42": the minus sign's box, [x0, y0, x1, y1] (digitlab.sign)
+        "marks": []}                    # "3.14": [{"mark": ".", "before": 1, "box": [...], "probability": ...}]
 
 `digitlab.read.read_picture` (the same as `digitlab read`) finds the digits, classifies them in one batch and
 refuses marks that are not digits: then `label` is null and `reason` says why, and a picture with nothing
@@ -67,8 +68,10 @@ def reading(runner: ModelRunner, load: Load, accept_all: bool) -> tuple[dict[str
                "preprocessed": pixels.ravel().tolist()}
               for d, pixels in zip(result.digits, inputs, strict=True)]
     minus = None if result.minus is None else [int(v) for v in result.minus]
+    marks = [{"mark": m.mark, "before": m.before, "box": [int(v) for v in m.box], "probability": m.probability}
+             for m in result.marks]
     payload = {"number": result.number, "confidence": float(result.confidence), "reason": result.reason,
-               "digits": digits, "minus": minus, "model": runner.info["source"]}
+               "digits": digits, "minus": minus, "marks": marks, "model": runner.info["source"]}
     return payload, time.perf_counter() - start
 
 
