@@ -7,8 +7,8 @@
 baseline between two digits, a comma reaching below it, a bar before the first digit), then photographs the
 number as `read_numbers.py` does (MNIST test digits; gaps, sizes, drift, slant, broken strokes, paper, light,
 noise, JPEG). Right = the exact number with its mark ("-5", "3.14"); a refusal is wrong. `read` reads a minus since
-stop 50 (`digitlab.sign`) and no point or comma (their exact column stays 0): for those the column that counts is
-the digits read right with the mark left out, what `read` gives for every mark before stop 50.
+stop 50 (`digitlab.sign`) and a point or a comma since stop 51 (`digitlab.point`); "digits right, mark left out or
+wrong" is what `read` gave for every mark before them.
 """
 
 from __future__ import annotations
