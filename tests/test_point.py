@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import subprocess
 import sys
@@ -157,3 +158,19 @@ def test_the_command_quotes_a_number_with_a_comma(tmp_path: Path, mnist_test: tu
     assert done.returncode == 0, done.stderr
     [row] = list(csv.DictReader(io.StringIO(done.stdout)))
     assert (row["file"], row["number"], row["reason"]) == ("amount.png", "1,250", "")
+
+
+@pytest.mark.mnist
+def test_fitting_writes_the_check_and_its_threshold(tmp_path: Path) -> None:
+    """`python -m digitlab.point_fit` on a few photos: weights that load, a threshold, the command that made them."""
+    from safetensors.torch import load_file
+
+    from digitlab.point import PointNet
+    from digitlab.point_fit import main
+
+    assert main(["--photos", "36", "--epochs", "1", "--out", str(tmp_path / "point")]) == 0
+    record = json.loads((tmp_path / "point.json").read_text())
+    assert 0.5 <= record["threshold"] <= 0.99 and record["command"].startswith("python -m digitlab.point_fit")
+    assert record["reproduce"] == "make weights-point" and record["candidates"]["marks"]["."] > 0
+    PointNet().load_state_dict(load_file(str(tmp_path / "point.safetensors")))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["point.json", "point.safetensors"]  # no temp file left

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
 from digitlab.data import augment
@@ -350,7 +350,7 @@ def exact(prepared: list[tuple], weights: np.ndarray) -> float:
 def main(argv: list[str] | None = None) -> int:
     from digitlab.data.idx import load_idx_split
     from digitlab.engine import load_engine
-    from digitlab.fileio import atomic_write_text
+    from digitlab.fileio import atomic_save_weights, atomic_write_text
 
     parser = argparse.ArgumentParser(prog="python -m digitlab.chain", description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="src/digitlab/weights/chain")
@@ -376,9 +376,7 @@ def main(argv: list[str] | None = None) -> int:
           f"learned {after:.1%}", file=sys.stderr)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".safetensors.tmp")
-    save_file({k: v.contiguous() for k, v in checker.state_dict().items()}, str(tmp))
-    tmp.replace(out.with_suffix(".safetensors"))
+    atomic_save_weights(out.with_suffix(".safetensors"), checker)
     record = {"command": f"python -m digitlab.chain --model {args.model} --seed {args.seed} "
                          f"--per-length {args.per_length} --epochs {args.epochs}",
               "reproduce": "make weights-chain", "model": args.model, "seed": args.seed,

@@ -44,3 +44,13 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_write(path, "w") as fh:
         fh.write(text)
+
+
+def atomic_save_weights(path: str | os.PathLike, module) -> None:
+    """A module's weights as safetensors at `path`, whole or not at all (a temp file beside it, then rename)."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    save_file({k: v.contiguous() for k, v in module.state_dict().items()}, str(tmp))
+    tmp.replace(path)

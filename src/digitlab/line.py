@@ -29,12 +29,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from scipy import ndimage
 from torch import nn
 
 from digitlab.engine import one_torch_thread
-from digitlab.fileio import atomic_write_text
+from digitlab.fileio import atomic_save_weights, atomic_write_text
 from digitlab.segment import Layout
 
 HEIGHT = 32  # the strip's height; each of the net's columns is 4 px of it wide
@@ -255,9 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     examples = strips(args.seed, args.per_length, hands=args.hands)
     print(f"{len(examples)} strips in {time.perf_counter() - began:.0f} s", file=sys.stderr)
     net = train(examples, args.epochs, args.seed)
-    tmp = out.with_name(out.name + ".safetensors.tmp")
-    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp))
-    tmp.replace(out.with_suffix(".safetensors"))
+    atomic_save_weights(out.with_suffix(".safetensors"), net)
     record = {"command": f"python -m digitlab.line --seed {args.seed} --per-length {args.per_length} "
                          f"--epochs {args.epochs}" + (f" --hands {args.hands}" if args.hands else ""),
               "reproduce": "make weights-line", "seed": args.seed, "strips": len(examples),

@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import save_file
 from scipy import ndimage
 
 from digitlab.point import MARKS, PointCheck, PointNet, candidates, features
@@ -131,7 +130,7 @@ def train(windows: np.ndarray, scalars: np.ndarray, labels: np.ndarray, epochs: 
 
 
 def main(argv: list[str] | None = None) -> int:
-    from digitlab.fileio import atomic_write_text
+    from digitlab.fileio import atomic_save_weights, atomic_write_text
 
     parser = argparse.ArgumentParser(prog="python -m digitlab.point_fit", description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="src/digitlab/weights/point")
@@ -150,9 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     threshold, report = choose(p, labels[kept], source[kept], plain)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".safetensors.tmp")
-    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp))
-    tmp.replace(out.with_suffix(".safetensors"))
+    atomic_save_weights(out.with_suffix(".safetensors"), net)
     record = {"command": f"python -m digitlab.point_fit --seed {args.seed} --photos {args.photos} "
                          f"--epochs {args.epochs}",
               "reproduce": "make weights-point", "seed": args.seed, "threshold": threshold,
