@@ -30,7 +30,7 @@ from scipy import ndimage
 from torch import nn
 
 from digitlab.segment import Layout, Piece
-from digitlab.sign import INKED, covered, strength
+from digitlab.sign import covered, inked, strength
 
 MARKS = ("", ".", ",")  # the check's three answers: no mark, a point, a comma
 SIDE = 32  # the window's side, pixels
@@ -50,6 +50,10 @@ class Mark:
     probability: float  # the check's probability of this mark
     replaces: int | None = None  # the chain read this mark as a digit (this one): it is no digit
 
+    def to_json(self) -> dict:
+        return {"mark": self.mark, "before": self.before, "box": [int(v) for v in self.box],
+                "probability": self.probability}
+
 
 @dataclass
 class Candidate:
@@ -57,7 +61,11 @@ class Candidate:
     before: int  # the gap it lies in: before digit `before` of the chain
     kind: int  # 0: ink the digits leave over; 1: a small detached part of digit `before` or the one before it;
     #            2: a whole digit of the chain (a comma read as a 1), which the mark then replaces
-    replaces: int | None = None  # kind 2: which digit of the chain
+
+    @property
+    def replaces(self) -> int | None:
+        """Kind 2: which digit of the chain the candidate is (digit `before`)."""
+        return self.before if self.kind == 2 else None
 
 
 def candidates(layout: Layout, pieces: list[Piece]) -> list[Candidate]:
@@ -86,13 +94,13 @@ def candidates(layout: Layout, pieces: list[Piece]) -> list[Candidate]:
         owners = np.unique(owner[ys, xs][own])
         cx = (xs.start + xs.stop) / 2
         if owners.tolist() == [-1]:
-            if float(layout.ink[ys, xs][own].mean()) < INKED * pen:  # paper grain, as digitlab.sign judges it
+            if not inked(layout, piece, pen):
                 continue
             c = Candidate(piece, int(np.searchsorted(middles, cx)), 0)
         elif len(owners) == 1 and owners[0] >= 0:
             j = int(owners[0])
             if n >= 0.75 * sizes[j]:
-                c = Candidate(piece, j, 2, j)
+                c = Candidate(piece, j, 2)
             elif n <= 0.25 * sizes[j]:
                 c = Candidate(piece, j + 1 if cx > middles[j] else j, 1)
             else:
@@ -118,11 +126,10 @@ def _beside(pieces: list[Piece], c: Candidate) -> tuple[Piece | None, Piece | No
     return pieces[c.before - 1], pieces[after]
 
 
-def features(layout: Layout, pieces: list[Piece], found: list[Candidate],
-             digits: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def features(layout: Layout, pieces: list[Piece], found: list[Candidate]) -> tuple[np.ndarray, np.ndarray]:
     """Each candidate's window (3, SIDE, SIDE: the ink, the candidate, the digits read but it) and measurements
-    (SCALARS of them). `digits`: `covered(layout, pieces)`, if the caller has it."""
-    digits = covered(layout, pieces) if digits is None else digits
+    (SCALARS of them)."""
+    digits = covered(layout, pieces)
     pen = strength(layout, pieces)
     stroke = max(layout.stroke, 1.0)
     H, W = layout.ink.shape
@@ -189,10 +196,12 @@ class PointCheck:
     threshold: float  # a mark is read where its probability reaches this
 
     def probabilities(self, windows: np.ndarray, scalars: np.ndarray) -> np.ndarray:
+        """(k, MARKS) float64, so that the probability of a mark (point + comma) sums alike wherever it is taken."""
         if not len(windows):
-            return np.zeros((0, len(MARKS)), np.float32)
+            return np.zeros((0, len(MARKS)))
         with torch.inference_mode():
-            return torch.softmax(self.net(torch.from_numpy(windows), torch.from_numpy(scalars)), 1).numpy()
+            p = torch.softmax(self.net(torch.from_numpy(windows), torch.from_numpy(scalars)), 1).numpy()
+        return p.astype(np.float64)
 
 
 @functools.cache
@@ -213,17 +222,14 @@ def find_marks(layout: Layout, pieces: list[Piece], check: PointCheck | None = N
     """The points and commas between the digits `pieces` (read left to right, work pixels): at most one per gap,
     the likeliest candidate there, where the check's probability of a mark reaches its threshold."""
     check = check or shipped()
-    found = candidates(layout, pieces)
+    found = [c for c in candidates(layout, pieces) if not _stick(c.piece)]  # a stick is never a mark
     if check is None or not found:
         return []
     p = check.probabilities(*features(layout, pieces, found))
     best: dict[int, Mark] = {}
     for c, row in zip(found, p, strict=True):
-        if _stick(c.piece):
-            continue
         kind = 1 + int(np.argmax(row[1:]))
-        mark = Mark(MARKS[kind], c.before, layout.input_box(c.piece), float(row[1:].astype(np.float64).sum()),
-                    c.replaces)
+        mark = Mark(MARKS[kind], c.before, layout.input_box(c.piece), float(row[1:].sum()), c.replaces)
         if mark.probability >= check.threshold and (c.before not in best
                                                     or mark.probability > best[c.before].probability):
             best[c.before] = mark

@@ -98,7 +98,6 @@ def with_small_digits(mnist: tuple[np.ndarray, np.ndarray], g: np.random.Generat
 
 def _inside(layout: Layout, piece: Piece, box: list[int] | tuple[int, int, int, int]) -> bool:
     """Whether most of the piece's ink lies within `box` (input pixels, a pixel of slack)."""
-    x0, y0, x1, y1 = layout.input_box(piece)
     ys, xs = np.nonzero(piece.mask)
     # Each ink pixel's place in the input picture.
     px = (xs + piece.box[0] + layout.origin[0] + 0.5) / layout.scale
@@ -168,7 +167,7 @@ def choose(p: np.ndarray, labels: np.ndarray, source: np.ndarray, plain_photos: 
     """The lowest threshold at which at most FALSE of the `plain_photos` kept-out photos without a mark get a
     false mark (none at all while FALSE * plain_photos < 1), and what it reads there. `p`, `labels`, `source`:
     the kept-out candidates' probabilities, labels and photos."""
-    mark = p[:, 1:].astype(np.float64).sum(1)  # as find_marks sums them
+    mark = p[:, 1:].sum(1)  # as find_marks sums them (PointCheck.probabilities: float64)
     plain = mark_of(source) == 0
     allowed = int(FALSE * plain_photos)
     # Per photo without a mark, its likeliest candidate: that photo gets a false mark at any threshold below it.

@@ -80,8 +80,7 @@ class Reading:
         return {"number": self.number, "confidence": self.confidence, "reason": self.reason,
                 "digits": [{**asdict(d), "box": list(d.box)} for d in self.digits],
                 "minus": None if self.minus is None else list(self.minus),
-                "marks": [{"mark": m.mark, "before": m.before, "box": list(m.box), "probability": m.probability}
-                          for m in self.marks]}
+                "marks": [m.to_json() for m in self.marks]}
 
 
 def read_picture(engine: Engine, image: Image.Image | np.ndarray, *, accept_all: bool = False,

@@ -52,16 +52,23 @@ def strength(layout: Layout, pieces: list[Piece]) -> float:
 
 def marks_left(layout: Layout, pieces: list[Piece]) -> list[Piece]:
     """The pieces of ink the digits `pieces` leave over (not touching them), written as dark as the digits
-    (paper grain is fainter than the pen and is no mark): where a sign, a point or a comma may be."""
+    (`inked`): where a minus may be."""
     left = (layout.ink > 0) & ~ndimage.binary_dilation(covered(layout, pieces), iterations=1)
     labels, _ = ndimage.label(left, structure=np.ones((3, 3), bool))
     pen = strength(layout, pieces)
     out = []
     for index, (ys, xs) in enumerate(ndimage.find_objects(labels), start=1):
-        own = labels[ys, xs] == index
-        if layout.ink[ys, xs][own].mean() >= INKED * pen:
-            out.append(Piece((xs.start, ys.start, xs.stop, ys.stop), own))
+        piece = Piece((xs.start, ys.start, xs.stop, ys.stop), labels[ys, xs] == index)
+        if inked(layout, piece, pen):
+            out.append(piece)
     return out
+
+
+def inked(layout: Layout, piece: Piece, pen: float) -> bool:
+    """Whether the piece is written about as strongly as the digits (`pen`: their `strength`): paper grain is
+    fainter than the pen and is no mark."""
+    x0, y0, x1, y1 = piece.box
+    return float(layout.ink[y0:y1, x0:x1][piece.mask].mean()) >= INKED * pen
 
 
 def _minus(box: tuple[int, int, int, int], pieces: list[Piece], stroke: float) -> bool:

@@ -68,10 +68,9 @@ def reading(runner: ModelRunner, load: Load, accept_all: bool) -> tuple[dict[str
                "preprocessed": pixels.ravel().tolist()}
               for d, pixels in zip(result.digits, inputs, strict=True)]
     minus = None if result.minus is None else [int(v) for v in result.minus]
-    marks = [{"mark": m.mark, "before": m.before, "box": [int(v) for v in m.box], "probability": m.probability}
-             for m in result.marks]
     payload = {"number": result.number, "confidence": float(result.confidence), "reason": result.reason,
-               "digits": digits, "minus": minus, "marks": marks, "model": runner.info["source"]}
+               "digits": digits, "minus": minus, "marks": [m.to_json() for m in result.marks],
+               "model": runner.info["source"]}
     return payload, time.perf_counter() - start
 
 
